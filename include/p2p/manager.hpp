@@ -1,0 +1,177 @@
+#pragma once
+/// @file manager.hpp
+/// The peer manager: a pool of known hosts and a set of active peers kept between bounds.
+
+#include <p2p/answers.hpp>
+#include <p2p/events.hpp>
+#include <p2p/host.hpp>
+#include <p2p/options.hpp>
+#include <p2p/peer.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/uuid/uuid.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace p2p {
+
+namespace detail {
+class manager_impl;
+}
+
+/// A status event: how the manager stands.
+struct manager_status {
+  /// Peers being connected or connected.
+  std::size_t active = 0;
+  /// Known hosts waiting in the pool.
+  std::size_t pool = 0;
+  /// Hosts currently barred.
+  std::size_t barred = 0;
+};
+
+/// The events of a manager; peer events are bubbled up with the peer.
+///
+/// @par Thread safety
+/// Subscribe and unsubscribe on the manager's executor (`peer_manager::get_executor`).
+struct manager_events {
+  /// The manager's state changed from the first to the second value.
+  signal<std::string, std::string> state_change;
+  /// An active peer connected (TCP up; before the handshake hook).
+  signal<std::shared_ptr<peer>> peer_connect;
+  /// An active peer passed the handshake hook (or connected, without one).
+  signal<std::shared_ptr<peer>> peer_ready;
+  /// An active peer's remote closed its side.
+  signal<std::shared_ptr<peer>> peer_end;
+  /// An active peer failed.
+  signal<std::shared_ptr<peer>, boost::system::error_code> peer_error;
+  /// An active peer sent a message.
+  signal<std::shared_ptr<peer>, message> peer_message;
+  /// An inbound connection arrived: the peer, and whether it was admitted.
+  signal<std::shared_ptr<peer>, bool> listen_connect;
+  /// Something worth logging, with its severity.
+  signal<p2p::report> report;
+  /// Periodic status.
+  signal<manager_status> status;
+
+  /// The per-command message event: "foo" → the `foo` message event of any active peer.
+  signal<std::shared_ptr<peer>, message>& command(std::string_view command);
+
+  /// Emits `peer_message` and the matching per-command event.
+  void emit_message(const std::shared_ptr<peer>& p, const message& m);
+
+ private:
+  std::map<std::string, signal<std::shared_ptr<peer>, message>, std::less<>> commands_;
+};
+
+/// Manages a network of peers: the pool, the active set, the listener and the checks.
+///
+/// States: "new" → "launching" → "running" (first peer connected) → "shutdown".
+/// @par Thread safety
+/// The awaitable functions and `add_pool`, `add_active`, `bar` may be called from any
+/// thread. Everything else (getters, `events()` subscriptions, `send` results' peers'
+/// members) must run on `get_executor()`: in its event callbacks, or in a coroutine
+/// spawned on it.
+/// @par Lifetimes
+/// Destroying the manager closes every connection at once; prefer `co_await shutdown()`.
+class peer_manager {
+ public:
+  /// The strand all of the manager's work runs on.
+  using executor_type = peer::executor_type;
+
+  /// A manager running on `ex` (a strand of it is made).
+  /// @throws std::invalid_argument for bad options, naming the value.
+  explicit peer_manager(boost::asio::any_io_executor ex, manager_options opts = {});
+
+  peer_manager(const peer_manager&) = delete;
+  peer_manager& operator=(const peer_manager&) = delete;
+
+  /// Closes every connection at once if `shutdown()` was not awaited.
+  ~peer_manager();
+
+  /// The manager's strand.
+  executor_type get_executor() const noexcept;
+
+  /// The options in force.
+  const manager_options& options() const noexcept;
+
+  /// The manager's events.
+  manager_events& events() noexcept;
+
+  /// Adds `seeds` with pool semantics (launch target `(min_peers + max_peers) / 2`), opens
+  /// the listener if `listen`, runs a pool check now and every `check_interval`, and a
+  /// status event every `status_interval`. Completes once the listener is open.
+  /// @throws std::system_error if the listener cannot be opened; std::logic_error if
+  /// already launched.
+  boost::asio::awaitable<void> launch(host_list seeds = {});
+
+  /// For each host: skipped if barred; connected now if fewer than the target are active,
+  /// else kept in the pool (no duplicates, nothing already active). Malformed entries are
+  /// reported (warning) and skipped.
+  void add_pool(host_list hosts);
+
+  /// Connects to each host now, whatever the count, unless barred or already active.
+  void add_active(host_list hosts);
+
+  /// Gracefully disconnects `p` (if still open), removes it, reports the remaining count
+  /// and runs a pool check (not in shutdown). Completes when the peer is closed.
+  boost::asio::awaitable<void> del_active(std::shared_ptr<peer> p, std::string reason);
+
+  /// Runs one pool check now: idle peers out, refill to `min_peers` from the pool,
+  /// surplus over `max_peers` reported.
+  boost::asio::awaitable<void> check_pool();
+
+  /// State "shutdown", listener closed, every peer disconnected gracefully (forced after
+  /// `disconnect_timeout`), timers stopped: afterwards the manager leaves no work behind.
+  boost::asio::awaitable<void> shutdown();
+
+  /// Sends `command` + `payload` to `number` random active peers whose property `prop`
+  /// matches `values` (all of them when `number` <= 0), and collects answers per `spec`.
+  /// The frame is encoded once. Nothing matched → an empty result.
+  /// @throws std::invalid_argument for a bad command or an empty `prop`.
+  boost::asio::awaitable<sent_messages> send(int number, std::string prop, match_values values,
+                                             std::string command,
+                                             std::span<const std::uint8_t> payload,
+                                             answer_spec spec = {});
+
+  /// Bars `host_name` (an address or DNS name) for `d` more (added to what is left).
+  void bar(std::string host_name, std::chrono::milliseconds d);
+
+  /// The manager's state. (Strand only, as are the getters below.)
+  const std::string& state() const noexcept;
+
+  /// Peers being connected or connected.
+  std::size_t active_count() const noexcept;
+
+  /// The active peers.
+  std::vector<std::shared_ptr<peer>> active_peers() const;
+
+  /// The active peer with `id`, or null.
+  std::shared_ptr<peer> find(const boost::uuids::uuid& id) const;
+
+  /// Hosts in the pool.
+  std::vector<host> pool() const;
+
+  /// How much longer `host_name` is barred (zero if it is not).
+  std::chrono::steady_clock::duration barred_for(std::string_view host_name) const;
+
+  /// Active, pool and barred counts.
+  manager_status status() const;
+
+  /// The listener's bound endpoint, once launched with `listen`.
+  std::optional<boost::asio::ip::tcp::endpoint> listen_endpoint() const;
+
+ private:
+  std::shared_ptr<detail::manager_impl> impl_;
+};
+
+}  // namespace p2p

@@ -1,0 +1,84 @@
+#pragma once
+/// @file message.hpp
+/// Immutable shared byte buffers and the message type delivered to subscribers.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace p2p {
+
+/// An immutable, reference-counted byte buffer: copying it shares the bytes.
+///
+/// One received payload can go to many subscribers, and one encoded frame to many peers,
+/// without copies.
+/// @par Thread safety
+/// Distinct objects: safe. Shared objects: safe (the bytes never change).
+class shared_bytes {
+ public:
+  /// An empty buffer.
+  shared_bytes() = default;
+
+  /// Takes ownership of `bytes`.
+  explicit shared_bytes(std::vector<std::uint8_t> bytes);
+
+  /// Shares an existing immutable vector.
+  explicit shared_bytes(std::shared_ptr<const std::vector<std::uint8_t>> bytes) noexcept;
+
+  /// Copies `bytes` into a new buffer.
+  static shared_bytes copy(std::span<const std::uint8_t> bytes);
+
+  /// Copies the characters of `text` into a new buffer.
+  static shared_bytes copy(std::string_view text);
+
+  /// Pointer to the first byte (nullptr when empty).
+  const std::uint8_t* data() const noexcept { return bytes_ ? bytes_->data() : nullptr; }
+
+  /// Number of bytes.
+  std::size_t size() const noexcept { return bytes_ ? bytes_->size() : 0; }
+
+  /// True when there are no bytes.
+  bool empty() const noexcept { return size() == 0; }
+
+  /// The bytes as a span.
+  std::span<const std::uint8_t> span() const noexcept { return {data(), size()}; }
+
+  /// The bytes viewed as characters.
+  std::string_view view() const noexcept {
+    return {reinterpret_cast<const char*>(data()), size()};
+  }
+
+  /// Lower-case hexadecimal rendering of the bytes.
+  std::string hex() const;
+
+  /// Iteration over the bytes.
+  const std::uint8_t* begin() const noexcept { return data(); }
+
+  /// End of the bytes.
+  const std::uint8_t* end() const noexcept { return data() + size(); }
+
+  /// Compares contents.
+  friend bool operator==(const shared_bytes& a, const shared_bytes& b) noexcept;
+
+ private:
+  std::shared_ptr<const std::vector<std::uint8_t>> bytes_;
+};
+
+/// Views the characters of `text` as bytes (no copy), e.g. `peer->send("hi", as_bytes("x"))`.
+inline std::span<const std::uint8_t> as_bytes(std::string_view text) noexcept {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+
+/// One received message: its command and payload.
+struct message {
+  /// The command, e.g. "version" (at most 12 printable ASCII characters).
+  std::string command;
+  /// The payload, shared with every other receiver of the same frame.
+  shared_bytes payload;
+};
+
+}  // namespace p2p

@@ -1,0 +1,103 @@
+#pragma once
+/// @file options.hpp
+/// Options of peers and of the manager, with the original library's defaults.
+
+#include <p2p/codec.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace p2p {
+
+class peer;
+
+/// Default bound on the bytes queued for sending to one peer.
+constexpr std::size_t default_max_send_buffer = 8 * 1024 * 1024;
+
+/// Default bound on garbage bytes tolerated between two valid frames.
+constexpr std::size_t default_max_garbage = 64 * 1024;
+
+/// Options of one peer connection.
+struct peer_options {
+  /// Network magic of every frame sent and expected.
+  std::uint32_t magic = bitcoin_magic;
+  /// Largest payload accepted; a header declaring more is a protocol violation.
+  std::size_t max_message_size = default_max_message_size;
+  /// Bytes that may wait in the send queue; past this the peer is dropped.
+  std::size_t max_send_buffer = default_max_send_buffer;
+  /// Garbage bytes tolerated before a valid frame; past this the peer is dropped.
+  std::size_t max_garbage = default_max_garbage;
+  /// Bound on resolving and connecting an outbound peer.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  /// Bound on a graceful disconnect (flush, half-close, wait for the remote to close).
+  std::chrono::milliseconds disconnect_timeout{std::chrono::seconds(5)};
+
+  /// @throws std::invalid_argument naming the first bad value.
+  void validate() const;
+};
+
+/// The application's handshake: run for each newly connected peer; throw to reject it.
+using handshake_hook = std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)>;
+
+/// Options of a peer_manager. Defaults are the original's where it had them.
+struct manager_options {
+  /// Accept inbound connections.
+  bool listen = true;
+  /// Address the listener binds to.
+  std::string listen_address = "0.0.0.0";
+  /// Listening port, and the port of hosts given without one. 0 (listening only): any free
+  /// port, see `peer_manager::listen_endpoint()`; hosts must then carry their port.
+  std::uint16_t port = 8333;
+  /// Network magic.
+  std::uint32_t magic = bitcoin_magic;
+  /// The pool check connects from the pool while fewer peers are active.
+  std::size_t min_peers = 3;
+  /// More active peers than this is reported; inbound connections beyond it are refused.
+  std::size_t max_peers = 20;
+  /// A peer silent for longer is disconnected by the pool check.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
+  /// Bound on an outbound connect (resolve + TCP connect).
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  /// Bound on a graceful disconnect; after it the socket is closed at once.
+  std::chrono::milliseconds disconnect_timeout{std::chrono::seconds(5)};
+  /// Period of the pool check.
+  std::chrono::milliseconds check_interval{std::chrono::seconds(60)};
+  /// Period of the status event.
+  std::chrono::milliseconds status_interval{std::chrono::seconds(10)};
+  /// How long a failing host is barred (bars add up).
+  std::chrono::milliseconds bar_duration{std::chrono::minutes(10)};
+  /// Bound on the handshake hook, and on an inbound peer that sends no byte at all.
+  std::chrono::milliseconds handshake_timeout{std::chrono::seconds(60)};
+  /// Largest payload accepted.
+  std::size_t max_message_size = default_max_message_size;
+  /// Bytes that may wait in one peer's send queue.
+  std::size_t max_send_buffer = default_max_send_buffer;
+  /// Garbage bytes tolerated before a valid frame.
+  std::size_t max_garbage = default_max_garbage;
+  /// Most inbound peers at once; unset means `max_peers - min_peers`.
+  std::optional<std::size_t> max_inbound;
+  /// Most inbound peers from one address at once; unset means no per-address limit.
+  std::optional<std::size_t> max_inbound_per_host;
+  /// The application's handshake, run for every connected peer before it is "ready".
+  handshake_hook handshake;
+  /// The clock bars are measured with (injectable for tests); unset means steady_clock.
+  std::function<std::chrono::steady_clock::time_point()> clock;
+
+  /// The peer options these manager options imply.
+  peer_options peer() const;
+
+  /// The effective inbound limit.
+  std::size_t inbound_limit() const noexcept;
+
+  /// @throws std::invalid_argument naming the first bad value (e.g. min_peers > max_peers).
+  void validate() const;
+};
+
+}  // namespace p2p

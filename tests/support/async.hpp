@@ -1,0 +1,87 @@
+#pragma once
+// Test helpers: run a coroutine on a real io_context with a time limit, on loopback.
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace p2p::test {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+/// Runs `f(io)` as a coroutine on a fresh io_context for at most `limit`, on `threads`
+/// threads; rethrows its exception (so REQUIRE inside works) and REQUIREs that it finished.
+/// When it finishes the io_context is stopped, so leftovers cannot stall the test.
+template <class F>
+void run_async_test(F&& f, std::chrono::milliseconds limit = 20s, int threads = 1) {
+  asio::io_context io(threads);
+  std::atomic<bool> done{false};
+  std::exception_ptr error;
+  asio::co_spawn(io, f(io), [&](std::exception_ptr e) {
+    error = e;
+    done = true;
+    io.stop();
+  });
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&] { io.run_for(limit); });
+  io.run_for(limit);
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  REQUIRE(done);
+}
+
+/// Sleeps inside a coroutine.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+/// Polls `pred` every 5 ms until it holds or `limit` passes; returns its last value.
+template <class Pred>
+asio::awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) co_return pred();
+    co_await sleep_for(5ms);
+  }
+  co_return true;
+}
+
+/// An acceptor on `address`:0 (loopback only).
+inline asio::ip::tcp::acceptor listen_on(asio::any_io_executor ex,
+                                         const std::string& address = "127.0.0.1") {
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(address), 0);
+  asio::ip::tcp::acceptor a(ex, ep);
+  return a;
+}
+
+/// Resident set size of this process in KiB (from /proc/self/status), for test logs.
+inline long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string key;
+  while (f >> key) {
+    if (key == "VmRSS:") {
+      long kb = 0;
+      f >> kb;
+      return kb;
+    }
+    std::string rest;
+    std::getline(f, rest);
+  }
+  return -1;
+}
+
+}  // namespace p2p::test
