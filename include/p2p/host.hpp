@@ -2,12 +2,12 @@
 /// @file host.hpp
 /// Host addresses and the host lists accepted by launch, add_pool and add_active.
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/result.hpp>
 
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,7 +36,10 @@ struct host_error {
 };
 
 /// Lets `result<host, host_error>::value()` throw `std::invalid_argument`.
-[[noreturn]] void throw_exception_from_error(const host_error& e, const std::source_location& loc);
+///
+/// Takes `boost::source_location`: that is what `boost::system::result` passes (found by ADL).
+[[noreturn]] void throw_exception_from_error(const host_error& e,
+                                             const boost::source_location& loc);
 
 /// Parses "host:port", "[v6addr]:port", "v6addr" or a bare "host" (taking `default_port`).
 ///
