@@ -1,1 +1,37 @@
-// Implemented in a following commit.
+#include <p2p/message.hpp>
+
+#include <algorithm>
+#include <utility>
+
+namespace p2p {
+
+shared_bytes::shared_bytes(std::vector<std::uint8_t> bytes)
+    : bytes_(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes))) {}
+
+shared_bytes::shared_bytes(std::shared_ptr<const std::vector<std::uint8_t>> bytes) noexcept
+    : bytes_(std::move(bytes)) {}
+
+shared_bytes shared_bytes::copy(std::span<const std::uint8_t> bytes) {
+  return shared_bytes(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+}
+
+shared_bytes shared_bytes::copy(std::string_view text) {
+  return copy(as_bytes(text));
+}
+
+std::string shared_bytes::hex() const {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size() * 2);
+  for (std::uint8_t b : span()) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0x0f]);
+  }
+  return out;
+}
+
+bool operator==(const shared_bytes& a, const shared_bytes& b) noexcept {
+  return std::ranges::equal(a.span(), b.span());
+}
+
+}  // namespace p2p
