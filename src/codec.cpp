@@ -1,1 +1,269 @@
-// Implemented in a following commit.
+#include <p2p/codec.hpp>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include "detail/text.hpp"
+
+namespace p2p {
+
+namespace {
+
+/// Payload bytes reserved up front: a header's declared length is only a claim.
+constexpr std::size_t initial_payload_reserve = 64 * 1024;
+
+/// Largest payload a frame's u32 length field can declare.
+constexpr std::size_t max_frame_payload = std::numeric_limits<std::uint32_t>::max();
+
+void put_le32(std::uint8_t* out, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+std::uint32_t get_le32(const std::uint8_t* in) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::uint32_t{in[i]} << (8 * i);
+  return v;
+}
+
+// Fetching the algorithm is the slow part of EVP; do it once per process.
+const EVP_MD* sha256_md() {
+  static const std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> md(
+      EVP_MD_fetch(nullptr, "SHA256", nullptr), &EVP_MD_free);
+  if (!md) throw std::runtime_error("p2p: OpenSSL provides no SHA256");
+  return md.get();
+}
+
+// One reusable context per thread, freed when the thread exits.
+class digest_context {
+ public:
+  digest_context() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_) throw std::bad_alloc();
+  }
+
+  digest_context(const digest_context&) = delete;
+  digest_context& operator=(const digest_context&) = delete;
+
+  ~digest_context() { EVP_MD_CTX_free(ctx_); }
+
+  void sha256(const std::uint8_t* data, std::size_t size, std::uint8_t* out) {
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex2(ctx_, sha256_md(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx_, data, size) != 1 || EVP_DigestFinal_ex(ctx_, out, &len) != 1 ||
+        len != 32)
+      throw std::runtime_error("p2p: OpenSSL SHA256 failed");
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+/// Length of a valid command field's text (printable ASCII, then only NULs), or 0 if invalid.
+std::size_t command_length(std::span<const std::uint8_t, command_size> field) noexcept {
+  std::size_t n = 0;
+  while (n < command_size && field[n] != 0) {
+    if (!detail::is_printable(field[n])) return 0;
+    ++n;
+  }
+  for (std::size_t i = n; i < command_size; ++i)
+    if (field[i] != 0) return 0;
+  return n;
+}
+
+}  // namespace
+
+void check_command(std::string_view command) {
+  if (command.empty())
+    throw std::invalid_argument(
+        "p2p: command '' is empty; it needs 1..12 printable ASCII characters");
+  if (command.size() > command_size)
+    throw std::invalid_argument(fmt::format("p2p: command '{}' is {} bytes; limit {}",
+                                            detail::escape(command), command.size(), command_size));
+  for (std::size_t i = 0; i < command.size(); ++i) {
+    const auto c = static_cast<unsigned char>(command[i]);
+    if (!detail::is_printable(c))
+      throw std::invalid_argument(fmt::format(
+          "p2p: command '{}' has non-printable byte 0x{:02x} at offset {}; only printable "
+          "ASCII is allowed",
+          detail::escape(command), c, i));
+  }
+}
+
+std::array<std::uint8_t, 32> sha256d(std::span<const std::uint8_t> bytes) {
+  thread_local digest_context ctx;
+  std::array<std::uint8_t, 32> once;
+  std::array<std::uint8_t, 32> twice;
+  ctx.sha256(bytes.data(), bytes.size(), once.data());
+  ctx.sha256(once.data(), once.size(), twice.data());
+  return twice;
+}
+
+std::array<std::uint8_t, 4> checksum(std::span<const std::uint8_t> payload) {
+  const auto digest = sha256d(payload);
+  return {digest[0], digest[1], digest[2], digest[3]};
+}
+
+shared_bytes encode_frame(std::uint32_t magic, std::string_view command,
+                          std::span<const std::uint8_t> payload) {
+  check_command(command);
+  if (payload.size() > max_frame_payload)
+    throw std::invalid_argument(
+        fmt::format("p2p: payload of {} bytes for command '{}' is above the frame limit of {}",
+                    payload.size(), command, max_frame_payload));
+  // Zero-filled, which is also the command's NUL padding.
+  std::vector<std::uint8_t> frame(header_size + payload.size());
+  put_le32(frame.data(), magic);
+  std::memcpy(frame.data() + 4, command.data(), command.size());
+  put_le32(frame.data() + 16, static_cast<std::uint32_t>(payload.size()));
+  const auto sum = checksum(payload);
+  std::copy(sum.begin(), sum.end(), frame.begin() + 20);
+  std::copy(payload.begin(), payload.end(), frame.begin() + header_size);
+  return shared_bytes(std::move(frame));
+}
+
+decoder::decoder(std::uint32_t magic, std::size_t max_message_size)
+    : max_message_size_(max_message_size) {
+  put_le32(magic_bytes_.data(), magic);
+}
+
+std::size_t decoder::buffered() const noexcept {
+  return header_len_ + payload_.size();
+}
+
+std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) {
+  if (failed_) return std::nullopt;
+  for (;;) {
+    if (!in_payload_) {
+      if (header_len_ < magic_bytes_.size() && !match_magic(input)) break;
+      // Report what was skipped before this frame's event, so the counts come in order.
+      if (pending_garbage_ > 0) return take_garbage();
+      const std::size_t n = std::min(header_size - header_len_, input.size());
+      std::copy_n(input.begin(), n, header_.begin() + header_len_);
+      header_len_ += n;
+      input = input.subspan(n);
+      if (header_len_ < header_size) break;
+      if (auto oversized = finish_header()) return oversized;
+    }
+    const std::size_t n = std::min<std::size_t>(length_ - received_, input.size());
+    if (command_ok_ && n > 0) {
+      // Grow with the bytes that actually arrived, never past the declared length.
+      const std::size_t needed = payload_.size() + n;
+      if (needed > payload_.capacity())
+        payload_.reserve(std::min<std::size_t>(length_, std::max(needed, payload_.capacity() * 2)));
+      payload_.insert(payload_.end(), input.begin(), input.begin() + n);
+    }
+    received_ += static_cast<std::uint32_t>(n);
+    input = input.subspan(n);
+    if (received_ < length_) break;
+    return finish_payload();
+  }
+  if (pending_garbage_ > 0) return take_garbage();
+  return std::nullopt;
+}
+
+bool decoder::match_magic(std::span<const std::uint8_t>& input) noexcept {
+  while (header_len_ < magic_bytes_.size()) {
+    if (input.empty()) return false;
+    if (header_len_ == 0) {
+      const void* hit = std::memchr(input.data(), magic_bytes_[0], input.size());
+      const std::size_t skip =
+          hit ? static_cast<const std::uint8_t*>(hit) - input.data() : input.size();
+      add_garbage(skip);
+      input = input.subspan(skip);
+      if (input.empty()) return false;
+    }
+    if (input.front() == magic_bytes_[header_len_]) {
+      header_[header_len_++] = input.front();
+      input = input.subspan(1);
+    } else {
+      // The next byte is retried against whatever prefix survives.
+      drop_held_byte();
+    }
+  }
+  return true;
+}
+
+void decoder::drop_held_byte() noexcept {
+  // The oldest held byte cannot start a magic; a later held byte still might (magic with
+  // repeated bytes), so keep shifting until what is held is again a prefix of the magic.
+  do {
+    add_garbage(1);
+    std::copy(header_.begin() + 1, header_.begin() + header_len_, header_.begin());
+    --header_len_;
+  } while (header_len_ > 0 &&
+           !std::equal(header_.begin(), header_.begin() + header_len_, magic_bytes_.begin()));
+}
+
+void decoder::add_garbage(std::size_t n) noexcept {
+  pending_garbage_ += n;
+  garbage_total_ += n;
+}
+
+decode_event decoder::take_garbage() {
+  decode_event ev;
+  ev.what = decode_event::kind::garbage;
+  ev.count = std::exchange(pending_garbage_, 0);
+  return ev;
+}
+
+std::optional<decode_event> decoder::finish_header() {
+  const std::span<const std::uint8_t, command_size> field(header_.data() + 4, command_size);
+  const std::size_t text_len = command_length(field);
+  command_ok_ = text_len > 0;
+  if (command_ok_) {
+    command_.assign(reinterpret_cast<const char*>(field.data()), text_len);
+  } else {
+    // Show what the frame carried, without its trailing NULs.
+    std::size_t end = command_size;
+    while (end > 0 && field[end - 1] == 0) --end;
+    command_ = detail::escape({reinterpret_cast<const char*>(field.data()), end});
+  }
+  length_ = get_le32(header_.data() + 16);
+  received_ = 0;
+  if (length_ > max_message_size_) {
+    // Decided from the header alone: nothing is allocated for the claimed payload.
+    failed_ = true;
+    header_len_ = 0;
+    decode_event ev;
+    ev.what = decode_event::kind::oversized;
+    ev.msg.command = std::move(command_);
+    ev.count = length_;
+    return ev;
+  }
+  in_payload_ = true;
+  if (command_ok_) payload_.reserve(std::min<std::size_t>(length_, initial_payload_reserve));
+  return std::nullopt;
+}
+
+decode_event decoder::finish_payload() {
+  decode_event ev;
+  ev.msg.command = std::move(command_);
+  ev.count = length_;
+  if (!command_ok_) {
+    ev.what = decode_event::kind::bad_command;
+  } else {
+    const auto sum = checksum(payload_);
+    if (std::equal(sum.begin(), sum.end(), header_.begin() + 20)) {
+      ev.what = decode_event::kind::message;
+      ev.msg.payload = shared_bytes(std::move(payload_));
+    } else {
+      ev.what = decode_event::kind::bad_checksum;
+    }
+  }
+  payload_ = std::vector<std::uint8_t>();
+  command_.clear();
+  header_len_ = 0;
+  in_payload_ = false;
+  received_ = 0;
+  command_ok_ = true;
+  return ev;
+}
+
+}  // namespace p2p

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace p2p {
 
@@ -89,18 +90,25 @@ class decoder {
   std::uint64_t garbage_total() const noexcept { return garbage_total_; }
 
  private:
+  bool match_magic(std::span<const std::uint8_t>& input) noexcept;
+  void drop_held_byte() noexcept;
+  void add_garbage(std::size_t n) noexcept;
   std::optional<decode_event> finish_header();
-  std::optional<decode_event> finish_payload();
+  decode_event finish_payload();
+  decode_event take_garbage();
 
   std::array<std::uint8_t, 4> magic_bytes_{};
   std::size_t max_message_size_;
+  // Header bytes held; while fewer than 4, they are a matched prefix of the magic.
   std::array<std::uint8_t, header_size> header_{};
   std::size_t header_len_ = 0;
   bool in_payload_ = false;
   bool command_ok_ = true;
   std::string command_;
   std::uint32_t length_ = 0;
-  std::shared_ptr<std::vector<std::uint8_t>> payload_;
+  // Payload bytes consumed so far: buffered, or skipped when the command is bad.
+  std::uint32_t received_ = 0;
+  std::vector<std::uint8_t> payload_;
   std::size_t pending_garbage_ = 0;
   std::uint64_t garbage_total_ = 0;
   bool failed_ = false;
