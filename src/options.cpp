@@ -1,1 +1,91 @@
-// Implemented in a following commit.
+#include <p2p/options.hpp>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string_view>
+
+#include "detail/text.hpp"
+
+namespace p2p {
+
+namespace {
+
+/// Largest payload a frame's u32 length field can declare.
+constexpr std::size_t max_frame_payload = 0xFFFF'FFFF;
+
+[[noreturn]] void reject(std::string message) {
+  throw std::invalid_argument(std::move(message));
+}
+
+void require_positive(std::string_view name, std::chrono::milliseconds value) {
+  if (value.count() <= 0) reject(fmt::format("p2p: {} ({}) must be positive", name, value));
+}
+
+void check_frame_limits(std::size_t max_message_size, std::size_t max_send_buffer) {
+  if (max_message_size == 0 || max_message_size > max_frame_payload)
+    reject(fmt::format("p2p: max_message_size ({}) is out of range 1..{}", max_message_size,
+                       max_frame_payload));
+  if (max_send_buffer < header_size)
+    reject(fmt::format("p2p: max_send_buffer ({}) is smaller than one frame header ({} bytes)",
+                       max_send_buffer, header_size));
+}
+
+}  // namespace
+
+void peer_options::validate() const {
+  check_frame_limits(max_message_size, max_send_buffer);
+  require_positive("connect_timeout", connect_timeout);
+  require_positive("disconnect_timeout", disconnect_timeout);
+}
+
+peer_options manager_options::peer() const {
+  peer_options p;
+  p.magic = magic;
+  p.max_message_size = max_message_size;
+  p.max_send_buffer = max_send_buffer;
+  p.max_garbage = max_garbage;
+  p.connect_timeout = connect_timeout;
+  p.disconnect_timeout = disconnect_timeout;
+  return p;
+}
+
+std::size_t manager_options::inbound_limit() const noexcept {
+  if (max_inbound) return *max_inbound;
+  return max_peers > min_peers ? max_peers - min_peers : 0;
+}
+
+void manager_options::validate() const {
+  if (max_peers == 0) reject("p2p: max_peers is 0; at least one peer must be allowed");
+  if (min_peers > max_peers)
+    reject(fmt::format("p2p: min_peers ({}) is greater than max_peers ({})", min_peers, max_peers));
+  if (port == 0 && !listen)
+    reject(
+        "p2p: port is 0 with listen = false; without a listener the port is the default port "
+        "to dial, which must be 1..65535");
+  require_positive("idle_timeout", idle_timeout);
+  require_positive("connect_timeout", connect_timeout);
+  require_positive("disconnect_timeout", disconnect_timeout);
+  require_positive("check_interval", check_interval);
+  require_positive("status_interval", status_interval);
+  require_positive("bar_duration", bar_duration);
+  require_positive("handshake_timeout", handshake_timeout);
+  check_frame_limits(max_message_size, max_send_buffer);
+  if (max_inbound && *max_inbound > max_peers)
+    reject(fmt::format("p2p: max_inbound ({}) is greater than max_peers ({})", *max_inbound,
+                       max_peers));
+  if (max_inbound_per_host && *max_inbound_per_host == 0)
+    reject("p2p: max_inbound_per_host is 0; leave it unset for no per-address limit");
+  if (listen) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(listen_address, ec);
+    if (ec)
+      reject(fmt::format("p2p: listen_address '{}' is not an IP address",
+                         detail::escape(listen_address)));
+  }
+}
+
+}  // namespace p2p
