@@ -1,1 +1,209 @@
-// Implemented in a following commit.
+#include <p2p/answers.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "detail/answer_collector.hpp"
+#include "detail/async.hpp"
+
+namespace p2p {
+
+namespace asio = boost::asio;
+
+bool match_values::matches(const property& v) const noexcept {
+  for (const auto& candidate : values_)
+    if (candidate.matches(v)) return true;
+  return false;
+}
+
+answer_spec answer_spec::matching(std::function<bool(const message&)> accept) {
+  if (!accept) throw std::invalid_argument("p2p: answer_spec::matching needs a predicate");
+  answer_spec s;
+  s.accept = std::move(accept);
+  return s;
+}
+
+answer_spec answer_spec::from_any_peer(std::string command) {
+  answer_spec s(std::move(command));
+  s.any_peer = true;
+  return s;
+}
+
+answer_status answers::status_of(const boost::uuids::uuid& id) const {
+  for (const auto& a : answered)
+    if (a.peer && a.peer->id() == id) return answer_status::answered;
+  for (const auto& p : closed)
+    if (p->id() == id) return answer_status::closed;
+  return answer_status::timed_out;
+}
+
+// ---- sent_messages -------------------------------------------------------------------
+
+sent_messages::sent_messages(std::map<boost::uuids::uuid, std::shared_ptr<peer>> peers,
+                             std::shared_ptr<detail::answer_collector> collector)
+    : peers_(std::move(peers)), collector_(std::move(collector)) {}
+
+sent_messages::sent_messages(sent_messages&&) noexcept = default;
+
+sent_messages& sent_messages::operator=(sent_messages&& other) noexcept {
+  if (this != &other) {
+    sent_messages dying(std::move(*this));
+    peers_ = std::move(other.peers_);
+    collector_ = std::move(other.collector_);
+  }
+  return *this;
+}
+
+sent_messages::~sent_messages() {
+  if (!collector_) return;
+  // Subscriptions belong to the strand: end the collection there.
+  auto strand = collector_->get_executor();
+  if (strand.running_in_this_thread())
+    collector_->stop();
+  else
+    asio::post(strand, [c = std::move(collector_)] { c->stop(); });
+}
+
+asio::awaitable<answers> sent_messages::wait(std::chrono::milliseconds timeout,
+                                             std::size_t quorum) {
+  if (timeout.count() < 0)
+    throw std::invalid_argument(
+        fmt::format("p2p: wait timeout {} ms is negative", timeout.count()));
+  if (!collector_) co_return answers{};
+  auto c = collector_;
+  co_return co_await asio::co_spawn(
+      c->get_executor(), [c, timeout, quorum] { return c->wait(timeout, quorum); },
+      asio::use_awaitable);
+}
+
+// ---- answer_collector ----------------------------------------------------------------
+
+namespace detail {
+
+answer_collector::answer_collector(executor_type strand,
+                                   std::map<boost::uuids::uuid, std::shared_ptr<peer>> chosen,
+                                   answer_spec spec)
+    : strand_(std::move(strand)),
+      spec_(std::move(spec)),
+      wake_(strand_, std::chrono::steady_clock::time_point::max()),
+      started_(std::chrono::steady_clock::now()) {
+  for (auto& [id, p] : chosen) chosen_.emplace(id, entry{p});
+}
+
+void answer_collector::start(manager_events* manager) {
+  if (!spec_.expects_answers()) return;
+  // Raw pointers: every subscription below is owned by this collector and removed with it.
+  for (auto& [id, e] : chosen_) {
+    peer* raw = e.p.get();
+    if (spec_.any_peer) {
+      // answers come through the manager's per-command event below
+    } else if (spec_.accept) {
+      subs_.push_back(raw->events().message.subscribe([this, raw](const message& m) {
+        if (spec_.accept(m)) record(raw->shared_from_this(), m);
+      }));
+    } else {
+      subs_.push_back(raw->events().command(spec_.command).subscribe([this, raw](const message& m) {
+        record(raw->shared_from_this(), m);
+      }));
+    }
+    subs_.push_back(raw->events().close.subscribe([this, id = id] {
+      auto it = chosen_.find(id);
+      if (it != chosen_.end() && !it->second.answered) {
+        it->second.closed = true;
+        wake_.cancel();
+      }
+    }));
+    if (e.p->is_closed()) e.closed = true;
+  }
+  if (spec_.any_peer && manager) {
+    subs_.push_back(
+        manager->command(spec_.command)
+            .subscribe([this](const std::shared_ptr<peer>& p, const message& m) { record(p, m); }));
+  }
+}
+
+void answer_collector::record(const std::shared_ptr<peer>& p, const message& m) {
+  if (stopped_) return;
+  if (spec_.any_peer) {
+    if (!answered_any_.emplace(p->id(), true).second) return;
+    if (auto it = chosen_.find(p->id()); it != chosen_.end()) it->second.answered = true;
+  } else {
+    auto it = chosen_.find(p->id());
+    if (it == chosen_.end() || it->second.answered) return;
+    it->second.answered = true;
+  }
+  answered_.push_back(answer{p, m, std::chrono::steady_clock::now() - started_});
+  wake_.cancel();
+}
+
+bool answer_collector::satisfied(std::size_t quorum) const {
+  if (quorum > 0) return answered_.size() >= quorum;
+  if (spec_.any_peer) {
+    std::size_t open = 0;
+    for (const auto& [id, e] : chosen_) open += e.closed && !e.answered ? 0 : 1;
+    return answered_.size() >= open;
+  }
+  for (const auto& [id, e] : chosen_)
+    if (!e.answered && !e.closed) return false;
+  return true;
+}
+
+answers answer_collector::result() const {
+  answers r;
+  r.answered = answered_;
+  for (const auto& [id, e] : chosen_) {
+    if (e.answered) continue;
+    (e.closed ? r.closed : r.timed_out).push_back(e.p);
+  }
+  r.elapsed = elapsed_;
+  return r;
+}
+
+void answer_collector::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  elapsed_ = std::chrono::steady_clock::now() - started_;
+  subs_.clear();
+  wake_.cancel();
+}
+
+asio::awaitable<answers> answer_collector::wait(std::chrono::milliseconds timeout,
+                                                std::size_t quorum) {
+  if (waiting_) throw std::logic_error("p2p: sent_messages::wait is already being awaited");
+  if (!spec_.expects_answers()) stop();
+  waiting_ = true;
+
+  struct reset {
+    bool& flag;
+
+    ~reset() { flag = false; }
+  } r{waiting_};
+
+  asio::steady_timer deadline(strand_, timeout);
+  // Shared, not captured by reference: an expired timer's handler may run after we return.
+  auto timed_out = std::make_shared<bool>(false);
+  deadline.async_wait([self = shared_from_this(), timed_out](boost::system::error_code ec) {
+    if (!ec) {
+      *timed_out = true;
+      self->wake_.cancel();
+    }
+  });
+  while (!stopped_ && !*timed_out && !satisfied(quorum)) {
+    co_await wake_.async_wait(use_nothrow);
+    if (co_await cancelled()) {
+      stop();
+      deadline.cancel();
+      throw boost::system::system_error(asio::error::operation_aborted);
+    }
+  }
+  deadline.cancel();
+  stop();
+  co_return result();
+}
+
+}  // namespace detail
+}  // namespace p2p

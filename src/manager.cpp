@@ -1,1 +1,636 @@
-// Implemented in a following commit.
+#include <p2p/error.hpp>
+#include <p2p/manager.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/container_hash/hash.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cctype>
+#include <random>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "detail/answer_collector.hpp"
+#include "detail/async.hpp"
+
+namespace p2p {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using detail::use_nothrow;
+using time_point = std::chrono::steady_clock::time_point;
+
+// ---- manager_events ------------------------------------------------------------------
+
+signal<std::shared_ptr<peer>, message>& manager_events::command(std::string_view command) {
+  auto it = commands_.find(command);
+  if (it == commands_.end())
+    it = commands_.emplace(std::string(command), signal<std::shared_ptr<peer>, message>{}).first;
+  return it->second;
+}
+
+void manager_events::emit_message(const std::shared_ptr<peer>& p, const message& m) {
+  peer_message.emit(p, m);
+  if (auto it = commands_.find(m.command); it != commands_.end()) it->second.emit(p, m);
+}
+
+namespace detail {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+/// The manager's state; every member runs on `strand_`.
+class manager_impl : public std::enable_shared_from_this<manager_impl> {
+ public:
+  manager_impl(asio::any_io_executor ex, manager_options opts)
+      : strand_(asio::make_strand(std::move(ex))),
+        opts_(std::move(opts)),
+        check_timer_(strand_),
+        status_timer_(strand_),
+        all_closed_(strand_, time_point::max()),
+        rng_(std::random_device{}()) {}
+
+  // ---- clock and bars ----
+
+  time_point now() const { return opts_.clock ? opts_.clock() : std::chrono::steady_clock::now(); }
+
+  void bar_key(const std::string& key, std::chrono::steady_clock::duration d) {
+    auto t = now();
+    auto& until = bars_[key];
+    until = std::max(until, t) + d;  // bars add up: what is left, plus the new bar
+  }
+
+  void bar_peer(const peer& p) {
+    bar_key(lower(p.remote().name), opts_.bar_duration);
+    if (auto ep = p.endpoint()) {
+      auto addr = ep->address().to_string();
+      if (addr != lower(p.remote().name)) bar_key(addr, opts_.bar_duration);
+    }
+  }
+
+  std::chrono::steady_clock::duration barred_for(std::string_view name) {
+    auto it = bars_.find(lower(name));
+    if (it == bars_.end()) return {};
+    auto t = now();
+    if (it->second <= t) {
+      bars_.erase(it);
+      return {};
+    }
+    return it->second - t;
+  }
+
+  bool barred(std::string_view name) { return barred_for(name).count() > 0; }
+
+  std::size_t barred_count() {
+    auto t = now();
+    std::erase_if(bars_, [t](const auto& kv) { return kv.second <= t; });
+    return bars_.size();
+  }
+
+  // ---- reports and state ----
+
+  void report(severity level, std::string text) {
+    events_.report.emit(p2p::report{level, std::move(text)});
+  }
+
+  void set_state(std::string s) {
+    if (s == state_) return;
+    std::string old = std::exchange(state_, std::move(s));
+    events_.state_change.emit(old, state_);
+  }
+
+  std::size_t target() const {
+    return state_ == "launching" ? (opts_.min_peers + opts_.max_peers) / 2 : opts_.min_peers;
+  }
+
+  manager_status status() { return manager_status{active_.size(), pool_.size(), barred_count()}; }
+
+  // ---- host lists ----
+
+  std::vector<host> parse(const host_list& list) {
+    auto parsed = parse_hosts(list, opts_.port);
+    for (auto& e : parsed.errors) report(severity::warning, e);
+    return std::move(parsed.hosts);
+  }
+
+  bool is_active(const host& h) const { return active_.contains(peer::outbound_id(h)); }
+
+  bool in_pool(const host& h) const {
+    return std::find(pool_.begin(), pool_.end(), h) != pool_.end();
+  }
+
+  void add_pool(const host_list& list) {
+    if (state_ == "shutdown") return;
+    for (auto& h : parse(list)) {
+      if (barred(h.name)) {
+        report(severity::info, fmt::format("not adding {}: barred", h.to_string()));
+        continue;
+      }
+      if (is_active(h)) continue;
+      if (active_.size() < target()) {
+        std::erase(pool_, h);
+        connect_to(h);
+      } else if (!in_pool(h)) {
+        pool_.push_back(h);
+      }
+    }
+  }
+
+  void add_active(const host_list& list) {
+    if (state_ == "shutdown") return;
+    for (auto& h : parse(list)) {
+      if (barred(h.name)) {
+        report(severity::info, fmt::format("not connecting to {}: barred", h.to_string()));
+        continue;
+      }
+      if (is_active(h)) continue;
+      std::erase(pool_, h);
+      connect_to(h);
+    }
+  }
+
+  // ---- peers ----
+
+  struct entry {
+    std::shared_ptr<peer> p;
+    std::vector<subscription> subs;
+    bool counted_inbound = false;
+    std::string inbound_addr;
+  };
+
+  void connect_to(const host& h) {
+    auto p = peer::outbound(strand_, h, opts_.peer());
+    track(p);
+    asio::co_spawn(
+        strand_, [p]() -> asio::awaitable<void> { co_await p->connect(); }, rethrow{});
+  }
+
+  void track(const std::shared_ptr<peer>& p) {
+    entry e{p, {}, false, {}};
+    peer* raw = p.get();  // subscriptions live in active_, so raw pointers cannot dangle
+    auto& ev = raw->events();
+    e.subs.push_back(ev.connect.subscribe([this, raw] { on_connect(raw->shared_from_this()); }));
+    e.subs.push_back(ev.error.subscribe(
+        [this, raw](const error_code& ec) { on_error(raw->shared_from_this(), ec); }));
+    e.subs.push_back(
+        ev.end.subscribe([this, raw] { events_.peer_end.emit(raw->shared_from_this()); }));
+    e.subs.push_back(ev.message.subscribe(
+        [this, raw](const message& m) { events_.emit_message(raw->shared_from_this(), m); }));
+    e.subs.push_back(ev.report.subscribe([this](const p2p::report& r) { events_.report.emit(r); }));
+    e.subs.push_back(ev.close.subscribe([this, raw] { on_close(raw->shared_from_this()); }));
+    active_.emplace(p->id(), std::move(e));
+  }
+
+  void on_connect(const std::shared_ptr<peer>& p) {
+    if (state_ == "launching") set_state("running");
+    events_.peer_connect.emit(p);
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand_, [self, p] { return self->handshake(p); }, rethrow{});
+  }
+
+  /// Runs the application's hook (bounded by handshake_timeout); without one, drops an
+  /// inbound peer that has sent nothing by then.
+  asio::awaitable<void> handshake(std::shared_ptr<peer> p) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer deadline(strand_, opts_.handshake_timeout);
+    // The deadline also ends when the peer closes, so no timer outlives a closed peer.
+    subscription on_close = p->events().close.subscribe([&deadline] { deadline.cancel(); });
+    if (opts_.handshake) {
+      auto outcome = co_await (run_hook(p) || deadline.async_wait(use_nothrow));
+      if (p->is_closed()) co_return;
+      if (outcome.index() == 1) {
+        report(severity::warning,
+               fmt::format("peer {}: handshake did not finish within {} ms",
+                           p->remote().to_string(), opts_.handshake_timeout.count()));
+        p->fail(make_error_code(error::handshake_timeout));
+        co_return;
+      }
+      if (const auto& why = std::get<0>(outcome); !why.empty()) {
+        report(severity::warning,
+               fmt::format("peer {}: handshake failed: {}", p->remote().to_string(), why));
+        p->fail(make_error_code(error::handshake_failed));
+        co_return;
+      }
+      events_.peer_ready.emit(p);
+      co_return;
+    }
+    events_.peer_ready.emit(p);
+    if (!p->is_inbound() || p->has_received()) co_return;
+    co_await deadline.async_wait(use_nothrow);
+    if (!p->is_closed() && !p->has_received()) {
+      report(severity::warning,
+             fmt::format("peer {}: sent nothing within {} ms", p->remote().to_string(),
+                         opts_.handshake_timeout.count()));
+      p->fail(make_error_code(error::handshake_timeout));
+    }
+  }
+
+  /// The hook, made non-throwing for `||`: returns the failure text, empty on success.
+  asio::awaitable<std::string> run_hook(std::shared_ptr<peer> p) {
+    try {
+      co_await opts_.handshake(p);
+      co_return std::string{};
+    } catch (const std::exception& e) {
+      co_return std::string(e.what()[0] ? e.what() : "exception");
+    } catch (...) {
+      co_return std::string("unknown exception");
+    }
+  }
+
+  void on_error(const std::shared_ptr<peer>& p, const error_code& ec) {
+    if (ec == error::connect_timeout)
+      report(severity::warning,
+             fmt::format("connect to {} timed out after {} ms; barred", p->remote().to_string(),
+                         opts_.connect_timeout.count()));
+    else
+      report(severity::warning,
+             fmt::format("peer {} error: {}; barred", p->remote().to_string(), ec.message()));
+    bar_peer(*p);
+    events_.peer_error.emit(p, ec);
+    if (!p->is_closed()) p->close();
+  }
+
+  void on_close(const std::shared_ptr<peer>& p) {
+    auto it = active_.find(p->id());
+    if (it == active_.end() || it->second.p != p) return;
+    if (it->second.counted_inbound) {
+      --inbound_count_;
+      if (auto h = inbound_per_host_.find(it->second.inbound_addr);
+          h != inbound_per_host_.end() && --h->second == 0)
+        inbound_per_host_.erase(h);
+    }
+    // Dropping the entry unsubscribes; we are inside p's close emit, which allows that.
+    active_.erase(it);
+    report(severity::info,
+           fmt::format("peer {} removed; {} active", p->remote().to_string(), active_.size()));
+    if (state_ == "shutdown") {
+      if (active_.empty()) all_closed_.cancel();
+      return;
+    }
+    auto self = shared_from_this();
+    asio::post(strand_, [self] { asio::co_spawn(self->strand_, self->check_pool(), rethrow{}); });
+  }
+
+  // ---- the pool check ----
+
+  asio::awaitable<void> check_pool() {
+    if (state_ == "shutdown" || state_ == "new") co_return;
+    auto t = std::chrono::steady_clock::now();
+    for (auto& [id, e] : active_) {
+      auto& p = e.p;
+      if (p->is_open() && t - p->last_seen() > opts_.idle_timeout) {
+        report(severity::notice, fmt::format("peer {} silent for over {} ms; disconnecting",
+                                             p->remote().to_string(), opts_.idle_timeout.count()));
+        p->close();
+      }
+    }
+    while (active_.size() < opts_.min_peers) {
+      std::vector<std::size_t> usable;
+      for (std::size_t i = 0; i < pool_.size(); ++i)
+        if (!barred(pool_[i].name) && !is_active(pool_[i])) usable.push_back(i);
+      if (usable.empty()) break;
+      std::size_t pick =
+          usable[std::uniform_int_distribution<std::size_t>(0, usable.size() - 1)(rng_)];
+      host h = pool_[pick];
+      pool_.erase(pool_.begin() + static_cast<std::ptrdiff_t>(pick));
+      connect_to(h);
+    }
+    if (active_.size() > opts_.max_peers)
+      report(severity::warning,
+             fmt::format("{} active peers, above max_peers {}", active_.size(), opts_.max_peers));
+  }
+
+  asio::awaitable<void> check_loop() {
+    auto self = shared_from_this();
+    while (state_ != "shutdown") {
+      co_await check_pool();
+      check_timer_.expires_after(opts_.check_interval);
+      co_await check_timer_.async_wait(use_nothrow);
+    }
+  }
+
+  asio::awaitable<void> status_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      status_timer_.expires_after(opts_.status_interval);
+      co_await status_timer_.async_wait(use_nothrow);
+      if (state_ == "shutdown") co_return;
+      events_.status.emit(status());
+    }
+  }
+
+  // ---- the listener ----
+
+  void open_listener() {
+    tcp::endpoint ep(asio::ip::make_address(opts_.listen_address), opts_.port);
+    tcp::acceptor a(strand_);
+    a.open(ep.protocol());
+    a.set_option(tcp::acceptor::reuse_address(true));
+    a.bind(ep);
+    a.listen(asio::socket_base::max_listen_connections);
+    acceptor_.emplace(std::move(a));
+  }
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    while (acceptor_ && acceptor_->is_open()) {
+      auto [ec, sock] = co_await acceptor_->async_accept(use_nothrow);
+      if (state_ == "shutdown" || !acceptor_->is_open()) co_return;
+      if (ec) {
+        report(severity::warning, fmt::format("accept failed: {}", ec.message()));
+        // Out of descriptors or similar: back off instead of spinning.
+        asio::steady_timer pause(strand_, std::chrono::milliseconds(100));
+        co_await pause.async_wait(use_nothrow);
+        continue;
+      }
+      admit(std::move(sock));
+    }
+  }
+
+  void admit(tcp::socket sock) {
+    error_code ec;
+    auto ep = sock.remote_endpoint(ec);
+    if (ec) return;  // already gone
+    auto p = peer::inbound(strand_, std::move(sock), opts_.peer());
+    const std::string addr = ep.address().to_string();
+    std::string refused;
+    if (barred(addr))
+      refused = "barred";
+    else if (active_.contains(p->id()))
+      refused = "already active";
+    else if (inbound_count_ >= opts_.inbound_limit())
+      refused = fmt::format("max_inbound ({}) reached", opts_.inbound_limit());
+    else if (opts_.max_inbound_per_host && inbound_per_host_[addr] >= *opts_.max_inbound_per_host)
+      refused = fmt::format("max_inbound_per_host ({}) reached", *opts_.max_inbound_per_host);
+    else if (active_.size() >= opts_.max_peers)
+      refused = fmt::format("max_peers ({}) reached", opts_.max_peers);
+    if (inbound_per_host_.contains(addr) && inbound_per_host_[addr] == 0)
+      inbound_per_host_.erase(addr);
+    events_.listen_connect.emit(p, refused.empty());
+    if (!refused.empty()) {
+      report(severity::notice,
+             fmt::format("inbound {} refused: {}", p->remote().to_string(), refused));
+      p->destroy();
+      return;
+    }
+    track(p);
+    auto& e = active_.at(p->id());
+    e.counted_inbound = true;
+    e.inbound_addr = addr;
+    ++inbound_count_;
+    ++inbound_per_host_[addr];
+    p->start();
+  }
+
+  // ---- launch and shutdown ----
+
+  asio::awaitable<void> launch(host_list seeds) {
+    if (state_ != "new")
+      throw std::logic_error(
+          fmt::format("p2p: launch() in state '{}'; only once, from 'new'", state_));
+    if (opts_.listen) open_listener();  // throws: the state stays "new"
+    set_state("launching");
+    add_pool(seeds);
+    auto self = shared_from_this();
+    if (acceptor_)
+      asio::co_spawn(
+          strand_, [self] { return self->accept_loop(); }, rethrow{});
+    asio::co_spawn(
+        strand_, [self] { return self->check_loop(); }, rethrow{});
+    asio::co_spawn(
+        strand_, [self] { return self->status_loop(); }, rethrow{});
+    co_return;
+  }
+
+  void stop_background() {
+    set_state("shutdown");
+    if (acceptor_) {
+      error_code ig;
+      acceptor_->close(ig);
+    }
+    check_timer_.cancel();
+    status_timer_.cancel();
+    pool_.clear();
+  }
+
+  asio::awaitable<void> shutdown() {
+    auto self = shared_from_this();
+    if (state_ != "shutdown") {
+      stop_background();
+      for (auto& [id, e] : active_) e.p->close();
+    }
+    while (!active_.empty()) co_await all_closed_.async_wait(use_nothrow);
+    // Wake any other shutdown() waiter.
+    all_closed_.cancel();
+  }
+
+  /// The handle was destroyed without shutdown(): close everything at once.
+  void abandon() {
+    if (state_ != "shutdown") stop_background();
+    std::vector<std::shared_ptr<peer>> peers;
+    for (auto& [id, e] : active_) peers.push_back(e.p);
+    for (auto& p : peers) p->destroy();
+  }
+
+  // ---- send ----
+
+  asio::awaitable<sent_messages> send(int number, std::string prop, match_values values,
+                                      shared_bytes frame, answer_spec spec) {
+    std::vector<std::shared_ptr<peer>> matching;
+    for (auto& [id, e] : active_) {
+      if (e.p->is_closed()) continue;
+      auto v = e.p->get(prop);
+      if (v && values.matches(*v)) matching.push_back(e.p);
+    }
+    if (number > 0 && matching.size() > static_cast<std::size_t>(number)) {
+      // Partial Fisher-Yates: the first `number` entries become a uniform random sample.
+      for (std::size_t i = 0; i < static_cast<std::size_t>(number); ++i) {
+        std::uniform_int_distribution<std::size_t> pick(i, matching.size() - 1);
+        std::swap(matching[i], matching[pick(rng_)]);
+      }
+      matching.resize(static_cast<std::size_t>(number));
+    }
+    std::map<boost::uuids::uuid, std::shared_ptr<peer>> chosen;
+    for (auto& p : matching) chosen.emplace(p->id(), p);
+    auto collector = std::make_shared<answer_collector>(strand_, chosen, std::move(spec));
+    collector->start(&events_);  // before sending: no answer can be missed
+    for (auto& p : matching) p->send_frame(frame);
+    co_return sent_messages(std::move(chosen), std::move(collector));
+  }
+
+  peer::executor_type strand_;
+  manager_options opts_;
+  manager_events events_;
+  std::string state_ = "new";
+  std::unordered_map<boost::uuids::uuid, entry, boost::hash<boost::uuids::uuid>> active_;
+  std::vector<host> pool_;
+  std::unordered_map<std::string, time_point> bars_;
+  std::optional<tcp::acceptor> acceptor_;
+  std::size_t inbound_count_ = 0;
+  std::unordered_map<std::string, std::size_t> inbound_per_host_;
+  asio::steady_timer check_timer_;
+  asio::steady_timer status_timer_;
+  asio::steady_timer all_closed_;  // parked at max; cancelled when the last peer is gone
+  std::mt19937_64 rng_;
+};
+
+}  // namespace detail
+
+// ---- peer_manager --------------------------------------------------------------------
+
+peer_manager::peer_manager(asio::any_io_executor ex, manager_options opts) {
+  opts.validate();
+  impl_ = std::make_shared<detail::manager_impl>(std::move(ex), std::move(opts));
+}
+
+peer_manager::~peer_manager() {
+  if (!impl_) return;
+  auto impl = impl_;
+  if (impl->strand_.running_in_this_thread())
+    impl->abandon();
+  else
+    asio::post(impl->strand_, [impl] { impl->abandon(); });
+}
+
+peer_manager::executor_type peer_manager::get_executor() const noexcept {
+  return impl_->strand_;
+}
+
+const manager_options& peer_manager::options() const noexcept {
+  return impl_->opts_;
+}
+
+manager_events& peer_manager::events() noexcept {
+  return impl_->events_;
+}
+
+asio::awaitable<void> peer_manager::launch(host_list seeds) {
+  auto impl = impl_;
+  co_await asio::co_spawn(
+      impl->strand_, [impl, seeds = std::move(seeds)] { return impl->launch(seeds); },
+      asio::use_awaitable);
+}
+
+void peer_manager::add_pool(host_list hosts) {
+  auto impl = impl_;
+  asio::dispatch(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_pool(hosts); });
+}
+
+void peer_manager::add_active(host_list hosts) {
+  auto impl = impl_;
+  asio::dispatch(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_active(hosts); });
+}
+
+asio::awaitable<void> peer_manager::del_active(std::shared_ptr<peer> p, std::string reason) {
+  if (!p) throw std::invalid_argument("p2p: del_active needs a peer, got null");
+  auto impl = impl_;
+  co_await asio::co_spawn(
+      impl->strand_,
+      [impl, p, reason = std::move(reason)]() -> asio::awaitable<void> {
+        impl->report(severity::info,
+                     fmt::format("disconnecting peer {}: {}", p->remote().to_string(), reason));
+        return p->disconnect();
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<void> peer_manager::check_pool() {
+  auto impl = impl_;
+  co_await asio::co_spawn(
+      impl->strand_, [impl] { return impl->check_pool(); }, asio::use_awaitable);
+}
+
+asio::awaitable<void> peer_manager::shutdown() {
+  auto impl = impl_;
+  co_await asio::co_spawn(
+      impl->strand_, [impl] { return impl->shutdown(); }, asio::use_awaitable);
+}
+
+asio::awaitable<sent_messages> peer_manager::send(int number, std::string prop, match_values values,
+                                                  std::string command,
+                                                  std::span<const std::uint8_t> payload,
+                                                  answer_spec spec) {
+  // Validate and encode at the call site, once for every chosen peer.
+  if (prop.empty()) throw std::invalid_argument("p2p: send() property name is empty");
+  if (values.values().empty())
+    throw std::invalid_argument(
+        fmt::format("p2p: send() has no value to match '{}' against", prop));
+  if (!spec.command.empty()) check_command(spec.command);
+  auto frame = encode_frame(impl_->opts_.magic, command, payload);
+  auto impl = impl_;
+  co_return co_await asio::co_spawn(
+      impl->strand_,
+      [impl, number, prop = std::move(prop), values = std::move(values), frame,
+       spec = std::move(spec)]() mutable {
+        return impl->send(number, std::move(prop), std::move(values), std::move(frame),
+                          std::move(spec));
+      },
+      asio::use_awaitable);
+}
+
+void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {
+  if (host_name.empty()) throw std::invalid_argument("p2p: bar() host name is empty");
+  if (d.count() <= 0)
+    throw std::invalid_argument(
+        fmt::format("p2p: bar duration {} ms for '{}' is not positive", d.count(), host_name));
+  auto impl = impl_;
+  asio::dispatch(impl->strand_, [impl, h = detail::lower(host_name), d] { impl->bar_key(h, d); });
+}
+
+const std::string& peer_manager::state() const noexcept {
+  return impl_->state_;
+}
+
+std::size_t peer_manager::active_count() const noexcept {
+  return impl_->active_.size();
+}
+
+std::vector<std::shared_ptr<peer>> peer_manager::active_peers() const {
+  std::vector<std::shared_ptr<peer>> out;
+  for (auto& [id, e] : impl_->active_) out.push_back(e.p);
+  return out;
+}
+
+std::shared_ptr<peer> peer_manager::find(const boost::uuids::uuid& id) const {
+  auto it = impl_->active_.find(id);
+  return it == impl_->active_.end() ? nullptr : it->second.p;
+}
+
+std::vector<host> peer_manager::pool() const {
+  return impl_->pool_;
+}
+
+std::chrono::steady_clock::duration peer_manager::barred_for(std::string_view host_name) const {
+  return impl_->barred_for(host_name);
+}
+
+manager_status peer_manager::status() const {
+  return impl_->status();
+}
+
+std::optional<tcp::endpoint> peer_manager::listen_endpoint() const {
+  if (!impl_->acceptor_ || !impl_->acceptor_->is_open()) return std::nullopt;
+  error_code ec;
+  auto ep = impl_->acceptor_->local_endpoint(ec);
+  if (ec) return std::nullopt;
+  return ep;
+}
+
+}  // namespace p2p

@@ -1,1 +1,607 @@
-// Implemented in a following commit.
+#include <p2p/error.hpp>
+#include <p2p/peer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cctype>
+#include <cmath>
+#include <stdexcept>
+
+#include "detail/async.hpp"
+
+namespace p2p {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using detail::use_nothrow;
+
+namespace {
+
+/// Frames gathered into one write; bounds both the iovec count and the bytes per write.
+constexpr std::size_t max_frames_per_write = 64;
+constexpr std::size_t max_bytes_per_write = 256 * 1024;
+
+/// Reads per readiness wake-up before yielding to other peers (fairness).
+constexpr int max_reads_per_wake = 4;
+
+/// Per-thread read buffer: a peer holds no read buffer while it waits, so an idle
+/// connection costs little memory; the decoder keeps only a partial frame.
+std::array<std::uint8_t, 64 * 1024>& read_buffer() {
+  static thread_local std::array<std::uint8_t, 64 * 1024> buf;
+  return buf;
+}
+
+boost::uuids::uuid uuid_for(const host& h) {
+  // Name-based (v5) so the same endpoint always has the same identity.
+  static const boost::uuids::name_generator_sha1 gen(boost::uuids::ns::url());
+  return gen("p2p://" + h.to_string());
+}
+
+bool equal_ci(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+/// Errors that mean "we closed it ourselves", not a failure of the peer.
+bool is_own_close(const error_code& ec) {
+  return ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor;
+}
+
+}  // namespace
+
+std::string_view to_string(severity s) noexcept {
+  switch (s) {
+    case severity::info:
+      return "info";
+    case severity::notice:
+      return "notice";
+    case severity::warning:
+      return "warning";
+    case severity::error:
+      return "error";
+  }
+  return "unknown";
+}
+
+// ---- property ------------------------------------------------------------------------
+
+void property::throw_out_of_range(std::uint64_t v) {
+  throw std::invalid_argument(
+      fmt::format("p2p: property value {} does not fit a signed 64-bit integer", v));
+}
+
+bool property::matches(const property& other) const noexcept {
+  return std::visit(
+      [](const auto& a, const auto& b) -> bool {
+        using A = std::decay_t<decltype(a)>;
+        using B = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<A, std::string> && std::is_same_v<B, std::string>) {
+          return equal_ci(a, b);
+        } else if constexpr (std::is_same_v<A, bool> || std::is_same_v<B, bool>) {
+          if constexpr (std::is_same_v<A, B>) return a == b;
+          return false;
+        } else if constexpr (std::is_same_v<A, std::string> || std::is_same_v<B, std::string>) {
+          return false;
+        } else if constexpr (std::is_same_v<A, std::int64_t> && std::is_same_v<B, std::int64_t>) {
+          return a == b;
+        } else {
+          return static_cast<double>(a) == static_cast<double>(b);
+        }
+      },
+      v_, other.v_);
+}
+
+std::string property::to_string() const {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<V, std::string>) {
+          return v;
+        } else {
+          return fmt::format("{}", v);
+        }
+      },
+      v_);
+}
+
+// ---- peer_events ---------------------------------------------------------------------
+
+signal<p2p::message>& peer_events::command(std::string_view command) {
+  auto it = commands_.find(command);
+  if (it == commands_.end())
+    it = commands_.emplace(std::string(command), signal<p2p::message>{}).first;
+  return it->second;
+}
+
+void peer_events::emit_message(const p2p::message& m) {
+  message.emit(m);
+  if (auto it = commands_.find(m.command); it != commands_.end()) it->second.emit(m);
+}
+
+// ---- peer: construction --------------------------------------------------------------
+
+std::shared_ptr<peer> peer::outbound(executor_type strand, host remote, peer_options opts) {
+  opts.validate();
+  if (remote.name.empty() || remote.port == 0)
+    throw std::invalid_argument(
+        fmt::format("p2p: outbound peer needs a host and a port, got '{}'", remote.to_string()));
+  tcp::socket socket(strand);
+  return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
+                                std::move(socket), false, std::move(opts));
+}
+
+std::shared_ptr<peer> peer::inbound(executor_type strand, tcp::socket socket, peer_options opts) {
+  opts.validate();
+  error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  if (ec) throw std::invalid_argument("p2p: inbound peer needs a connected socket");
+  host remote{ep.address().to_string(), ep.port()};
+  // Re-home the accepted descriptor onto the strand so every handler runs there.
+  auto protocol = ep.protocol();
+  tcp::socket homed(strand, protocol, socket.release());
+  return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
+                                std::move(homed), true, std::move(opts));
+}
+
+peer::peer(private_tag, executor_type strand, host remote, tcp::socket socket, bool inbound,
+           peer_options opts)
+    : strand_(std::move(strand)),
+      remote_(std::move(remote)),
+      socket_(std::move(socket)),
+      inbound_(inbound),
+      opts_(std::move(opts)),
+      id_(uuid_for(remote_)),
+      last_seen_(clock_type::now()),
+      decoder_(opts_.magic, opts_.max_message_size),
+      writer_wake_(strand_, clock_type::time_point::max()),
+      written_wake_(strand_, clock_type::time_point::max()),
+      closed_wake_(strand_, clock_type::time_point::max()),
+      disconnect_timer_(strand_) {
+  if (inbound_) {
+    error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) endpoint_ = ep;
+  }
+}
+
+peer::~peer() = default;
+
+boost::uuids::uuid peer::outbound_id(const host& remote) {
+  return uuid_for(remote);
+}
+
+std::string peer::id_string() const {
+  return boost::uuids::to_string(id_);
+}
+
+// ---- state and properties ------------------------------------------------------------
+
+void peer::set_state(std::string state) {
+  if (state == state_) return;
+  std::string old = std::exchange(state_, std::move(state));
+  events_.state_change.emit(old, state_);
+}
+
+void peer::set(std::string_view name, property value) {
+  if (name.empty()) throw std::invalid_argument("p2p: property name is empty");
+  if (name == "state") {
+    const std::string* s = value.string();
+    if (!s)
+      throw std::invalid_argument(
+          fmt::format("p2p: property 'state' must be a string, got '{}'", value.to_string()));
+    set_state(*s);
+    return;
+  }
+  auto it = props_.find(name);
+  if (it == props_.end())
+    props_.emplace(std::string(name), std::move(value));
+  else
+    it->second = std::move(value);
+}
+
+std::optional<property> peer::get(std::string_view name) const {
+  if (name == "state") return property(state_);
+  auto it = props_.find(name);
+  if (it == props_.end()) return std::nullopt;
+  return it->second;
+}
+
+void peer::emit_report(severity level, std::string text) {
+  events_.report.emit(p2p::report{level, fmt::format("peer {}: {}", remote_.to_string(), text)});
+}
+
+// ---- connecting ----------------------------------------------------------------------
+
+asio::awaitable<error_code> peer::connect() {
+  auto self = shared_from_this();
+  co_return co_await asio::co_spawn(
+      strand_, [self] { return self->connect_on_strand(); }, asio::use_awaitable);
+}
+
+asio::awaitable<error_code> peer::resolve_and_connect() {
+  tcp::resolver resolver(strand_);
+  auto [rec, results] =
+      co_await resolver.async_resolve(remote_.name, std::to_string(remote_.port), use_nothrow);
+  if (rec) co_return rec;
+  auto [cec, ep] = co_await asio::async_connect(socket_, results, use_nothrow);
+  co_return cec;
+}
+
+asio::awaitable<error_code> peer::connect_on_strand() {
+  using namespace asio::experimental::awaitable_operators;
+  if (inbound_ || state_ != "new" || closed_ || connecting_)
+    co_return make_error_code(asio::error::already_started);
+  connecting_ = true;
+  set_state("connecting");
+  asio::steady_timer timer(strand_, opts_.connect_timeout);
+  auto outcome = co_await (resolve_and_connect() || timer.async_wait(use_nothrow));
+  connecting_ = false;
+  error_code ec =
+      outcome.index() == 0 ? std::get<0>(outcome) : make_error_code(error::connect_timeout);
+  if (!ec && closed_) ec = make_error_code(asio::error::operation_aborted);
+  if (!ec && closing_) ec = make_error_code(asio::error::operation_aborted);
+  if (ec) {
+    if (!is_own_close(ec) && !error_reported_) {
+      error_reported_ = true;
+      events_.error.emit(ec);
+    }
+    finish(ec);
+    co_return ec;
+  }
+  on_connected();
+  co_return error_code{};
+}
+
+void peer::start() {
+  auto self = shared_from_this();
+  asio::post(strand_, [self] {
+    if (self->closed_ || self->running_ || !self->inbound_) return;
+    self->on_connected();
+  });
+}
+
+void peer::on_connected() {
+  assert(strand_.running_in_this_thread());
+  error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) endpoint_ = ep;
+  socket_.set_option(tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
+  open_ = true;
+  last_seen_ = clock_type::now();
+  running_ = true;
+  set_state("connected");
+  events_.connect.emit();
+  auto self = shared_from_this();
+  asio::co_spawn(
+      strand_, [self] { return self->run(); }, detail::rethrow{});
+}
+
+// ---- the loops -----------------------------------------------------------------------
+
+asio::awaitable<void> peer::run() {
+  using namespace asio::experimental::awaitable_operators;
+  auto self = shared_from_this();
+  if (closed_ || !socket_.is_open()) {
+    finish(make_error_code(asio::error::operation_aborted));
+    co_return;
+  }
+  auto why = co_await (read_loop() || write_loop());
+  finish(std::visit([](error_code ec) { return ec; }, why));
+}
+
+asio::awaitable<error_code> peer::read_loop() {
+  for (;;) {
+    auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    if (wec) co_return wec;
+    for (int round = 0; round < max_reads_per_wake; ++round) {
+      auto& buf = read_buffer();
+      error_code ec;
+      std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) co_return ec;
+      last_seen_ = clock_type::now();
+      received_any_ = true;
+      if (auto err = dispatch({buf.data(), n})) co_return err;
+      if (closed_ || !socket_.is_open()) co_return make_error_code(asio::error::operation_aborted);
+      if (n < buf.size()) break;
+    }
+  }
+}
+
+error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
+  while (auto ev = decoder_.next(bytes)) {
+    switch (ev->what) {
+      case decode_event::kind::message:
+        ++frames_received_;
+        garbage_run_ = 0;
+        try {
+          events_.emit_message(ev->msg);
+        } catch (const std::exception& e) {
+          emit_report(severity::error,
+                      fmt::format("a '{}' message handler threw: {}", ev->msg.command, e.what()));
+          return make_error_code(error::handler_failed);
+        }
+        if (closed_) return make_error_code(asio::error::operation_aborted);
+        break;
+      case decode_event::kind::garbage:
+        garbage_run_ += ev->count;
+        emit_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev->count));
+        break;
+      case decode_event::kind::bad_checksum:
+        // Undeliverable bytes count like garbage, so a storm of bad frames is bounded too.
+        garbage_run_ += header_size + ev->count;
+        emit_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
+                                                   ev->msg.command, ev->count));
+        break;
+      case decode_event::kind::bad_command:
+        garbage_run_ += header_size + ev->count;
+        emit_report(severity::warning,
+                    fmt::format("dropped a frame of {} bytes: invalid command field", ev->count));
+        break;
+      case decode_event::kind::oversized:
+        emit_report(severity::error,
+                    fmt::format("'{}' frame declares {} bytes; limit {}", ev->msg.command,
+                                ev->count, opts_.max_message_size));
+        return make_error_code(error::oversized_message);
+    }
+    if (garbage_run_ > opts_.max_garbage) {
+      emit_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
+                                               garbage_run_, opts_.max_garbage));
+      return make_error_code(error::too_much_garbage);
+    }
+  }
+  return {};
+}
+
+asio::awaitable<error_code> peer::write_loop() {
+  std::vector<asio::const_buffer> bufs;
+  for (;;) {
+    if (queue_.empty()) {
+      if (closing_) {
+        // Flushed: half-close and let the reader wait for the remote's close (the
+        // disconnect watchdog bounds the wait).
+        error_code ig;
+        socket_.shutdown(tcp::socket::shutdown_send, ig);
+        co_await writer_wake_.async_wait(use_nothrow);
+        co_return make_error_code(asio::error::operation_aborted);
+      }
+      co_await writer_wake_.async_wait(use_nothrow);
+      if (co_await detail::cancelled() || closed_)
+        co_return make_error_code(asio::error::operation_aborted);
+      continue;
+    }
+    bufs.clear();
+    std::size_t bytes = 0;
+    std::size_t count = 0;
+    for (const auto& f : queue_) {
+      if (count == max_frames_per_write || (count > 0 && bytes + f.size() > max_bytes_per_write))
+        break;
+      bufs.emplace_back(f.data(), f.size());
+      bytes += f.size();
+      ++count;
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
+    if (ec) co_return ec;
+    for (std::size_t i = 0; i < count; ++i) {
+      queued_bytes_ -= queue_.front().size();
+      queue_.pop_front();
+    }
+    written_seq_ += count;
+    if (queue_.empty()) queue_.shrink_to_fit();
+    written_wake_.cancel();
+  }
+}
+
+// ---- sending -------------------------------------------------------------------------
+
+void peer::enqueue(shared_bytes frame) {
+  assert(strand_.running_in_this_thread());
+  if (closing_ || closed_) return;
+  if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > opts_.max_send_buffer) {
+    emit_report(severity::error,
+                fmt::format("send queue would hold {} bytes; limit {} (the peer is not reading)",
+                            queued_bytes_ + frame.size(), opts_.max_send_buffer));
+    fail_on_strand(make_error_code(error::send_buffer_overflow));
+    return;
+  }
+  queued_bytes_ += frame.size();
+  queue_.push_back(std::move(frame));
+  ++enqueued_seq_;
+  writer_wake_.cancel();
+}
+
+void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {
+  send_frame(encode_frame(opts_.magic, command, payload));
+}
+
+void peer::send_frame(shared_bytes frame) {
+  if (strand_.running_in_this_thread()) {
+    enqueue(std::move(frame));
+    return;
+  }
+  asio::post(strand_, [self = shared_from_this(), f = std::move(frame)]() mutable {
+    self->enqueue(std::move(f));
+  });
+}
+
+asio::awaitable<error_code> peer::send_and_wait(std::string_view command,
+                                                std::span<const std::uint8_t> payload) {
+  auto frame = encode_frame(opts_.magic, command, payload);
+  auto self = shared_from_this();
+  co_return co_await asio::co_spawn(
+      strand_, [self, frame] { return self->send_on_strand(frame); }, asio::use_awaitable);
+}
+
+asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
+  if (closing_ || closed_) co_return make_error_code(error::peer_closed);
+  enqueue(std::move(frame));
+  const std::uint64_t seq = enqueued_seq_;
+  while (written_seq_ < seq) {
+    if (closed_) co_return make_error_code(error::peer_closed);
+    co_await written_wake_.async_wait(use_nothrow);
+    if (co_await detail::cancelled()) co_return make_error_code(asio::error::operation_aborted);
+  }
+  co_return error_code{};
+}
+
+// ---- receiving -----------------------------------------------------------------------
+
+asio::awaitable<std::optional<message>> peer::receive(std::string command,
+                                                      std::chrono::milliseconds timeout) {
+  check_command(command);
+  auto self = shared_from_this();
+  co_return co_await asio::co_spawn(
+      strand_,
+      [self, command = std::move(command), timeout] {
+        return self->receive_on_strand(command, timeout);
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string command,
+                                                                std::chrono::milliseconds timeout) {
+  if (closed_) co_return std::nullopt;
+  asio::steady_timer timer(strand_, timeout);
+  std::optional<message> got;
+  subscription on_msg = events_.command(command).subscribe([&](const message& m) {
+    if (!got) {
+      got = m;
+      timer.cancel();
+    }
+  });
+  subscription on_close = events_.close.subscribe([&] { timer.cancel(); });
+  co_await timer.async_wait(use_nothrow);
+  if (!got && co_await detail::cancelled())
+    throw boost::system::system_error(asio::error::operation_aborted);
+  co_return got;
+}
+
+// ---- closing -------------------------------------------------------------------------
+
+asio::awaitable<void> peer::disconnect() {
+  auto self = shared_from_this();
+  co_await asio::co_spawn(
+      strand_,
+      [self]() -> asio::awaitable<void> {
+        self->start_disconnect();
+        return self->wait_closed_on_strand();
+      },
+      asio::use_awaitable);
+}
+
+void peer::close() {
+  asio::post(strand_, [self = shared_from_this()] { self->start_disconnect(); });
+}
+
+void peer::start_disconnect() {
+  assert(strand_.running_in_this_thread());
+  if (closing_ || closed_) return;
+  if (!open_) {
+    // Not connected (yet): nothing to flush.
+    fail_on_strand(make_error_code(asio::error::operation_aborted));
+    return;
+  }
+  closing_ = true;
+  set_state("disconnecting");
+  disconnect_timer_.expires_after(opts_.disconnect_timeout);
+  auto self = shared_from_this();
+  asio::co_spawn(
+      strand_, [self] { return self->disconnect_watchdog(); }, detail::rethrow{});
+  writer_wake_.cancel();
+  written_wake_.cancel();
+}
+
+asio::awaitable<void> peer::disconnect_watchdog() {
+  auto [ec] = co_await disconnect_timer_.async_wait(use_nothrow);
+  if (ec || closed_) co_return;
+  emit_report(severity::notice, fmt::format("graceful disconnect took longer than {} ms; closing",
+                                            opts_.disconnect_timeout.count()));
+  error_code ig;
+  socket_.close(ig);
+  writer_wake_.cancel();
+}
+
+void peer::destroy() {
+  if (!strand_.running_in_this_thread()) {
+    asio::post(strand_, [self = shared_from_this()] { self->destroy(); });
+    return;
+  }
+  fail_on_strand(make_error_code(asio::error::operation_aborted));
+}
+
+void peer::fail(error_code ec) {
+  if (!strand_.running_in_this_thread()) {
+    asio::post(strand_, [self = shared_from_this(), ec] { self->fail_on_strand(ec); });
+    return;
+  }
+  fail_on_strand(ec);
+}
+
+void peer::fail_on_strand(error_code ec) {
+  if (closed_) return;
+  if (ec && !is_own_close(ec) && !error_reported_) {
+    error_reported_ = true;
+    events_.error.emit(ec);
+  }
+  error_code ig;
+  socket_.close(ig);
+  writer_wake_.cancel();
+  // Running loops end on the closed socket and call finish(); otherwise finish here.
+  if (!running_ && !connecting_) finish(ec);
+}
+
+void peer::finish(error_code ec) {
+  if (closed_) return;
+  closed_ = true;
+  const bool was_open = open_;
+  open_ = false;
+  error_code ig;
+  socket_.close(ig);
+  disconnect_timer_.cancel();
+  queue_.clear();
+  queue_.shrink_to_fit();
+  queued_bytes_ = 0;
+  auto self = shared_from_this();  // callbacks below may drop the last outside reference
+  if (was_open && ec == asio::error::eof) {
+    events_.end.emit();
+  } else if (ec && !is_own_close(ec) && !closing_ && !error_reported_) {
+    error_reported_ = true;
+    events_.error.emit(ec);
+  }
+  set_state("closed");
+  events_.close.emit();
+  closed_wake_.cancel();
+  written_wake_.cancel();
+}
+
+asio::awaitable<void> peer::wait_closed() {
+  auto self = shared_from_this();
+  co_await asio::co_spawn(
+      strand_, [self] { return self->wait_closed_on_strand(); }, asio::use_awaitable);
+}
+
+asio::awaitable<void> peer::wait_closed_on_strand() {
+  while (!closed_) {
+    co_await closed_wake_.async_wait(use_nothrow);
+    if (co_await detail::cancelled()) co_return;
+  }
+}
+
+}  // namespace p2p

@@ -32,10 +32,13 @@ class match_values {
  public:
   /// One value.
   template <class T>
-    requires std::constructible_from<property, T>
-  match_values(T&& v) : values_{property(std::forward<T>(v))} {}
+
+  requires std::constructible_from<property, T> match_values(T&& v)
+      : values_{property(std::forward<T>(v))} {}
+
   /// Any of several values.
   match_values(std::initializer_list<property> values) : values_(values) {}
+
   /// Any of several values.
   match_values(std::vector<property> values) : values_(std::move(values)) {}
 
@@ -53,8 +56,10 @@ class match_values {
 struct answer_spec {
   /// No answers expected.
   answer_spec() = default;
+
   /// Pattern 1: one `command` message from each chosen peer.
   answer_spec(const char* command) : command(command ? command : "") {}
+
   /// Pattern 1: one `command` message from each chosen peer.
   answer_spec(std::string command) : command(std::move(command)) {}
 

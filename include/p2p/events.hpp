@@ -92,6 +92,9 @@ class signal {
 
   /// Subscribes `fn`; it is called until the returned handle is destroyed or unsubscribed.
   [[nodiscard]] subscription subscribe(callback fn) {
+    // Dead slots are dropped here too, so subscribe/unsubscribe cycles on a signal that
+    // never emits cannot grow it.
+    if (depth_ == 0) compact();
     auto s = std::make_shared<slot>();
     s->fn = std::move(fn);
     slots_.push_back(s);
@@ -102,12 +105,15 @@ class signal {
   void emit(const Args&... args) {
     const std::size_t n = slots_.size();
     ++depth_;
+
     struct guard {
       signal* self;
+
       ~guard() {
         if (--self->depth_ == 0) self->compact();
       }
     } g{this};
+
     for (std::size_t i = 0; i < n; ++i) {
       // Copy the pointer: a callback may subscribe and so reallocate slots_.
       std::shared_ptr<slot> s = slots_[i];

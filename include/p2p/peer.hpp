@@ -53,16 +53,21 @@ class property {
 
   /// A boolean.
   property(bool v) : v_(v) {}
+
   /// An integer.
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  property(T v) : v_(to_int64(v)) {}
+
+  requires(!std::same_as<T, bool>) property(T v) : v_(to_int64(v)) {}
+
   /// A floating-point number.
   property(double v) : v_(v) {}
+
   /// A string.
   property(std::string v) : v_(std::move(v)) {}
+
   /// A string.
   property(std::string_view v) : v_(std::string(v)) {}
+
   /// A string.
   property(const char* v) : v_(std::string(v ? v : "")) {}
 
@@ -111,7 +116,7 @@ struct peer_events {
   /// The connection is closed; nothing more will be emitted but state changes.
   signal<> close;
   /// A valid message arrived.
-  signal<message> message;
+  signal<p2p::message> message;
   /// Something worth logging happened (garbage skipped, a frame dropped).
   signal<p2p::report> report;
 
@@ -145,8 +150,7 @@ class peer : public std::enable_shared_from_this<peer> {
   using clock_type = std::chrono::steady_clock;
 
   /// A peer that will connect to `remote` when `connect()` is awaited.
-  static std::shared_ptr<peer> outbound(executor_type strand, host remote,
-                                        peer_options opts = {});
+  static std::shared_ptr<peer> outbound(executor_type strand, host remote, peer_options opts = {});
 
   /// A peer over an accepted `socket`; call `start()` to run it.
   static std::shared_ptr<peer> inbound(executor_type strand, boost::asio::ip::tcp::socket socket,
@@ -173,6 +177,9 @@ class peer : public std::enable_shared_from_this<peer> {
 
   /// Name-based (v5) UUID of "host:port" of the remote.
   const boost::uuids::uuid& id() const noexcept { return id_; }
+
+  /// The id an outbound peer to `remote` gets: v5 UUID of "p2p://host:port".
+  static boost::uuids::uuid outbound_id(const host& remote);
 
   /// The id as text.
   std::string id_string() const;
@@ -245,6 +252,9 @@ class peer : public std::enable_shared_from_this<peer> {
   /// Closes at once with `ec` reported as the error (error event, then close).
   void fail(boost::system::error_code ec);
 
+  /// Total garbage bytes skipped on this connection.
+  std::uint64_t garbage_received() const noexcept { return decoder_.garbage_total(); }
+
   /// Completes when the peer is closed (at once if it already is).
   boost::asio::awaitable<void> wait_closed();
 
@@ -256,6 +266,12 @@ class peer : public std::enable_shared_from_this<peer> {
 
  private:
   boost::asio::awaitable<boost::system::error_code> connect_on_strand();
+  boost::asio::awaitable<boost::system::error_code> resolve_and_connect();
+  boost::asio::awaitable<boost::system::error_code> send_on_strand(shared_bytes frame);
+  boost::asio::awaitable<std::optional<message>> receive_on_strand(
+      std::string command, std::chrono::milliseconds timeout);
+  boost::asio::awaitable<void> wait_closed_on_strand();
+  boost::asio::awaitable<void> disconnect_watchdog();
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<boost::system::error_code> read_loop();
   boost::asio::awaitable<boost::system::error_code> write_loop();
@@ -263,8 +279,9 @@ class peer : public std::enable_shared_from_this<peer> {
   void on_connected();
   void enqueue(shared_bytes frame);
   void start_disconnect();
+  void fail_on_strand(boost::system::error_code ec);
   void finish(boost::system::error_code ec);
-  void close_socket();
+  void emit_report(severity level, std::string text);
 
   executor_type strand_;
   host remote_;
@@ -286,13 +303,16 @@ class peer : public std::enable_shared_from_this<peer> {
   std::uint64_t enqueued_seq_ = 0;
   std::uint64_t written_seq_ = 0;
 
-  bool open_ = false;
-  bool closing_ = false;
-  bool closed_ = false;
-  bool reported_error_ = false;
-  boost::asio::steady_timer writer_wake_;
-  boost::asio::steady_timer written_wake_;
-  boost::asio::steady_timer closed_wake_;
+  bool connecting_ = false;  // connect() in progress
+  bool running_ = false;     // run() spawned
+  bool open_ = false;        // connection up
+  bool closing_ = false;     // graceful disconnect started
+  bool closed_ = false;      // finished; terminal
+  bool error_reported_ = false;
+  boost::asio::steady_timer writer_wake_;   // parked at max: notified by cancel()
+  boost::asio::steady_timer written_wake_;  // parked at max: send_and_wait waiters
+  boost::asio::steady_timer closed_wake_;   // parked at max: wait_closed waiters
+  boost::asio::steady_timer disconnect_timer_;
   peer_events events_;
 };
 
