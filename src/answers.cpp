@@ -41,6 +41,12 @@ answer_status answers::status_of(const boost::uuids::uuid& id) const {
   return answer_status::timed_out;
 }
 
+namespace {
+asio::awaitable<answers> empty_answers() {
+  co_return answers{};
+}
+}  // namespace
+
 // ---- sent_messages -------------------------------------------------------------------
 
 sent_messages::sent_messages(std::map<boost::uuids::uuid, std::shared_ptr<peer>> peers,
@@ -73,9 +79,9 @@ asio::awaitable<answers> sent_messages::wait(std::chrono::milliseconds timeout,
   if (timeout.count() < 0)
     throw std::invalid_argument(
         fmt::format("p2p: wait timeout {} ms is negative", timeout.count()));
-  if (!collector_) co_return answers{};
+  if (!collector_) return empty_answers();
   auto c = collector_;
-  co_return co_await asio::co_spawn(
+  return asio::co_spawn(
       c->get_executor(), [c, timeout, quorum] { return c->wait(timeout, quorum); },
       asio::use_awaitable);
 }
@@ -194,7 +200,8 @@ asio::awaitable<answers> answer_collector::wait(std::chrono::milliseconds timeou
   });
   while (!stopped_ && !*timed_out && !satisfied(quorum)) {
     co_await wake_.async_wait(use_nothrow);
-    if (co_await cancelled()) {
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) {
       stop();
       deadline.cancel();
       throw boost::system::system_error(asio::error::operation_aborted);

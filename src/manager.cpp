@@ -521,9 +521,11 @@ manager_events& peer_manager::events() noexcept {
   return impl_->events_;
 }
 
+// The awaitable wrappers are not coroutines: co_spawn with use_awaitable is the awaitable,
+// and argument errors throw at the call itself.
 asio::awaitable<void> peer_manager::launch(host_list seeds) {
   auto impl = impl_;
-  co_await asio::co_spawn(
+  return asio::co_spawn(
       impl->strand_, [impl, seeds = std::move(seeds)] { return impl->launch(seeds); },
       asio::use_awaitable);
 }
@@ -541,7 +543,7 @@ void peer_manager::add_active(host_list hosts) {
 asio::awaitable<void> peer_manager::del_active(std::shared_ptr<peer> p, std::string reason) {
   if (!p) throw std::invalid_argument("p2p: del_active needs a peer, got null");
   auto impl = impl_;
-  co_await asio::co_spawn(
+  return asio::co_spawn(
       impl->strand_,
       [impl, p, reason = std::move(reason)]() -> asio::awaitable<void> {
         impl->report(severity::info,
@@ -553,13 +555,13 @@ asio::awaitable<void> peer_manager::del_active(std::shared_ptr<peer> p, std::str
 
 asio::awaitable<void> peer_manager::check_pool() {
   auto impl = impl_;
-  co_await asio::co_spawn(
+  return asio::co_spawn(
       impl->strand_, [impl] { return impl->check_pool(); }, asio::use_awaitable);
 }
 
 asio::awaitable<void> peer_manager::shutdown() {
   auto impl = impl_;
-  co_await asio::co_spawn(
+  return asio::co_spawn(
       impl->strand_, [impl] { return impl->shutdown(); }, asio::use_awaitable);
 }
 
@@ -575,7 +577,7 @@ asio::awaitable<sent_messages> peer_manager::send(int number, std::string prop, 
   if (!spec.command.empty()) check_command(spec.command);
   auto frame = encode_frame(impl_->opts_.magic, command, payload);
   auto impl = impl_;
-  co_return co_await asio::co_spawn(
+  return asio::co_spawn(
       impl->strand_,
       [impl, number, prop = std::move(prop), values = std::move(values), frame,
        spec = std::move(spec)]() mutable {

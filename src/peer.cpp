@@ -229,9 +229,11 @@ void peer::emit_report(severity level, std::string text) {
 // ---- connecting ----------------------------------------------------------------------
 
 asio::awaitable<error_code> peer::connect() {
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(
-      strand_, [self] { return self->connect_on_strand(); }, asio::use_awaitable);
+  // Not a coroutine: co_spawn with use_awaitable is the awaitable (and g++ 12 mishandles
+  // capturing temporaries inside a co_await expression).
+  return asio::co_spawn(
+      strand_, [self = shared_from_this()] { return self->connect_on_strand(); },
+      asio::use_awaitable);
 }
 
 asio::awaitable<error_code> peer::resolve_and_connect() {
@@ -383,7 +385,8 @@ asio::awaitable<error_code> peer::write_loop() {
         co_return make_error_code(asio::error::operation_aborted);
       }
       co_await writer_wake_.async_wait(use_nothrow);
-      if (co_await detail::cancelled() || closed_)
+      auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none || closed_)
         co_return make_error_code(asio::error::operation_aborted);
       continue;
     }
@@ -444,9 +447,9 @@ void peer::send_frame(shared_bytes frame) {
 asio::awaitable<error_code> peer::send_and_wait(std::string_view command,
                                                 std::span<const std::uint8_t> payload) {
   auto frame = encode_frame(opts_.magic, command, payload);
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(
-      strand_, [self, frame] { return self->send_on_strand(frame); }, asio::use_awaitable);
+  return asio::co_spawn(
+      strand_, [self = shared_from_this(), frame] { return self->send_on_strand(frame); },
+      asio::use_awaitable);
 }
 
 asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
@@ -456,7 +459,9 @@ asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
   while (written_seq_ < seq) {
     if (closed_) co_return make_error_code(error::peer_closed);
     co_await written_wake_.async_wait(use_nothrow);
-    if (co_await detail::cancelled()) co_return make_error_code(asio::error::operation_aborted);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none)
+      co_return make_error_code(asio::error::operation_aborted);
   }
   co_return error_code{};
 }
@@ -466,10 +471,9 @@ asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
 asio::awaitable<std::optional<message>> peer::receive(std::string command,
                                                       std::chrono::milliseconds timeout) {
   check_command(command);
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(
+  return asio::co_spawn(
       strand_,
-      [self, command = std::move(command), timeout] {
+      [self = shared_from_this(), command = std::move(command), timeout] {
         return self->receive_on_strand(command, timeout);
       },
       asio::use_awaitable);
@@ -488,7 +492,8 @@ asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string comm
   });
   subscription on_close = events_.close.subscribe([&] { timer.cancel(); });
   co_await timer.async_wait(use_nothrow);
-  if (!got && co_await detail::cancelled())
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (!got && cs.cancelled() != asio::cancellation_type::none)
     throw boost::system::system_error(asio::error::operation_aborted);
   co_return got;
 }
@@ -496,10 +501,9 @@ asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string comm
 // ---- closing -------------------------------------------------------------------------
 
 asio::awaitable<void> peer::disconnect() {
-  auto self = shared_from_this();
-  co_await asio::co_spawn(
+  return asio::co_spawn(
       strand_,
-      [self]() -> asio::awaitable<void> {
+      [self = shared_from_this()]() -> asio::awaitable<void> {
         self->start_disconnect();
         return self->wait_closed_on_strand();
       },
@@ -592,15 +596,16 @@ void peer::finish(error_code ec) {
 }
 
 asio::awaitable<void> peer::wait_closed() {
-  auto self = shared_from_this();
-  co_await asio::co_spawn(
-      strand_, [self] { return self->wait_closed_on_strand(); }, asio::use_awaitable);
+  return asio::co_spawn(
+      strand_, [self = shared_from_this()] { return self->wait_closed_on_strand(); },
+      asio::use_awaitable);
 }
 
 asio::awaitable<void> peer::wait_closed_on_strand() {
   while (!closed_) {
     co_await closed_wake_.async_wait(use_nothrow);
-    if (co_await detail::cancelled()) co_return;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
   }
 }
 

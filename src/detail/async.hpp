@@ -44,10 +44,4 @@ class wakeup {
   asio::steady_timer timer_;
 };
 
-/// True if the current coroutine has been asked to stop.
-inline asio::awaitable<bool> cancelled() {
-  auto cs = co_await asio::this_coro::cancellation_state;
-  co_return cs.cancelled() != asio::cancellation_type::none;
-}
-
 }  // namespace p2p::detail

@@ -1,6 +1,7 @@
 #pragma once
 // Test helpers: run a coroutine on a real io_context with a time limit, on loopback.
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +17,19 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+/// Assertions on a co_await result: g++ 12 may evaluate a co_await inside Catch's macros
+/// twice, so the value is awaited into a local first. Use only inside coroutines.
+#define CO_REQUIRE(...)                 \
+  do {                                  \
+    auto co_require_value_ = __VA_ARGS__; \
+    REQUIRE(co_require_value_);         \
+  } while (false)
+#define CO_REQUIRE_FALSE(...)           \
+  do {                                  \
+    auto co_require_value_ = __VA_ARGS__; \
+    REQUIRE_FALSE(co_require_value_);   \
+  } while (false)
 
 namespace p2p::test {
 
@@ -42,6 +56,13 @@ void run_async_test(F&& f, std::chrono::milliseconds limit = 20s, int threads = 
   if (error) std::rethrow_exception(error);
   REQUIRE(done);
 }
+
+/// Completion handler for coroutines a test spawns: an exception surfaces from run().
+struct rethrow {
+  void operator()(std::exception_ptr e) const {
+    if (e) std::rethrow_exception(e);
+  }
+};
 
 /// Sleeps inside a coroutine.
 inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
