@@ -202,3 +202,14 @@ SCENARIO("parse_hosts: each form of a host list", "[host]") {
     CHECK(r.errors.empty());
   }
 }
+
+TEST_CASE("parse_host: IPv6 text with a NUL or a scope id is rejected (fuzz_hosts finds)",
+          "[host]") {
+  using namespace std::string_literals;
+  for (const auto& text : {"::1\0"s, "::1\0a"s, "::1%a b"s, "::1%]x"s, "[fe80::1%eth0]:8333"s}) {
+    INFO("text: " << text);
+    CHECK_FALSE(p2p::parse_host(text, 8333).has_value());
+  }
+  REQUIRE(p2p::parse_host("::1", 8333).value() == p2p::host{"::1", 8333});
+  REQUIRE(p2p::parse_host("[::ffff:127.0.0.1]:1", 0).value() == p2p::host{"::ffff:127.0.0.1", 1});
+}
