@@ -436,7 +436,9 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
       stop_background();
       for (auto& [id, e] : active_) e.p->close();
     }
-    while (!active_.empty()) co_await all_closed_.async_wait(use_nothrow);
+    while (!active_.empty()) {
+      co_await all_closed_.async_wait(use_nothrow);
+    }
     // Wake any other shutdown() waiter.
     all_closed_.cancel();
   }

@@ -256,8 +256,8 @@ asio::awaitable<error_code> peer::connect_on_strand() {
   connecting_ = false;
   error_code ec =
       outcome.index() == 0 ? std::get<0>(outcome) : make_error_code(error::connect_timeout);
-  if (!ec && closed_) ec = make_error_code(asio::error::operation_aborted);
-  if (!ec && closing_) ec = make_error_code(asio::error::operation_aborted);
+  // async_connect re-opens a socket we closed mid-resolve, so check the request itself.
+  if (!ec && stop_requested_) ec = make_error_code(asio::error::operation_aborted);
   if (ec) {
     if (!is_own_close(ec) && !error_reported_) {
       error_reported_ = true;
@@ -560,6 +560,7 @@ void peer::fail(error_code ec) {
 
 void peer::fail_on_strand(error_code ec) {
   if (closed_) return;
+  stop_requested_ = true;
   if (ec && !is_own_close(ec) && !error_reported_) {
     error_reported_ = true;
     events_.error.emit(ec);

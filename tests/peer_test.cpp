@@ -1,6 +1,5 @@
-#include <p2p/peer.hpp>
-
 #include <p2p/error.hpp>
+#include <p2p/peer.hpp>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/strand.hpp>
@@ -52,7 +51,9 @@ asio::awaitable<peer_pair> connect_pair(asio::io_context& io, p2p::peer_options 
   co_return peer_pair{out, in};
 }
 
-std::vector<std::uint8_t> bytes_of(std::string_view s) { return {s.begin(), s.end()}; }
+std::vector<std::uint8_t> bytes_of(std::string_view s) {
+  return {s.begin(), s.end()};
+}
 
 }  // namespace
 
@@ -134,7 +135,8 @@ TEST_CASE("property: selection matching is case-insensitive for strings and nume
   REQUIRE(p2p::property(false).matches(false));
   REQUIRE_FALSE(p2p::property(false).matches(0));
   REQUIRE_FALSE(p2p::property("1").matches(1));
-  REQUIRE_THROWS_WITH(p2p::property(std::uint64_t(1) << 63), Catch::Contains("9223372036854775808"));
+  REQUIRE_THROWS_WITH(p2p::property(std::uint64_t(1) << 63),
+                      Catch::Contains("9223372036854775808"));
 }
 
 SCENARIO("peer: two peers exchange thousands of frames in order", "[peer]") {
@@ -146,8 +148,9 @@ SCENARIO("peer: two peers exchange thousands of frames in order", "[peer]") {
       got_in.push_back(std::stoi(std::string(m.payload.view())));
       in->send("ack", m.payload.span());  // echo back
     });
-    auto s2 = out->events().command("ack").subscribe(
-        [&](const p2p::message& m) { got_out.push_back(std::stoi(std::string(m.payload.view()))); });
+    auto s2 = out->events().command("ack").subscribe([&](const p2p::message& m) {
+      got_out.push_back(std::stoi(std::string(m.payload.view())));
+    });
     WHEN("one side sends 5000 numbered frames without waiting") {
       for (int i = 0; i < count; ++i) out->send("seq", p2p::as_bytes(std::to_string(i)));
       CO_REQUIRE(co_await eventually([&] { return got_out.size() == count; }, 15s));
@@ -169,8 +172,9 @@ TEST_CASE("peer: message and per-command events carry command and payload", "[pe
     auto [out, in] = co_await connect_pair(io);
     std::vector<std::string> all;
     int foo = 0;
-    auto s1 = in->events().message.subscribe(
-        [&](const p2p::message& m) { all.push_back(m.command + "=" + std::string(m.payload.view())); });
+    auto s1 = in->events().message.subscribe([&](const p2p::message& m) {
+      all.push_back(m.command + "=" + std::string(m.payload.view()));
+    });
     auto s2 = in->events().command("foo").subscribe([&](const p2p::message& m) {
       ++foo;
       REQUIRE(m.payload.view() == "x");
@@ -325,7 +329,8 @@ SCENARIO("peer: a remote that stops reading is dropped and our memory stays boun
     auto raw = co_await std::move(accept);  // never read from
     boost::system::error_code error;
     std::vector<p2p::report> reports;
-    auto s1 = out->events().error.subscribe([&](const boost::system::error_code& ec) { error = ec; });
+    auto s1 =
+        out->events().error.subscribe([&](const boost::system::error_code& ec) { error = ec; });
     auto s2 = out->events().report.subscribe([&](const p2p::report& r) { reports.push_back(r); });
     std::vector<std::uint8_t> payload(64 * 1024, 1);
     std::size_t max_queued = 0;
@@ -354,11 +359,12 @@ SCENARIO("peer: the network's garbage and corrupt frames are skipped and reporte
     auto acceptor = p2p::test::listen_on(io.get_executor());
     tcp::socket raw(io);
     co_await raw.async_connect(acceptor.local_endpoint(), asio::use_awaitable);
-    auto in = p2p::peer::inbound(strand_of(io), co_await acceptor.async_accept(asio::use_awaitable));
+    auto in =
+        p2p::peer::inbound(strand_of(io), co_await acceptor.async_accept(asio::use_awaitable));
     std::vector<std::string> got;
     std::vector<p2p::report> reports;
-    auto s1 = in->events().message.subscribe(
-        [&](const p2p::message& m) { got.push_back(m.command); });
+    auto s1 =
+        in->events().message.subscribe([&](const p2p::message& m) { got.push_back(m.command); });
     auto s2 = in->events().report.subscribe([&](const p2p::report& r) { reports.push_back(r); });
     in->start();
     WHEN("garbage, a frame with a bad checksum, and a good frame arrive") {
@@ -388,8 +394,7 @@ SCENARIO("peer: the network's garbage and corrupt frames are skipped and reporte
   });
 }
 
-TEST_CASE("peer: a frame declaring more than max_message_size is a protocol violation",
-          "[peer]") {
+TEST_CASE("peer: a frame declaring more than max_message_size is a protocol violation", "[peer]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto acceptor = p2p::test::listen_on(io.get_executor());
     tcp::socket raw(io);
@@ -411,8 +416,8 @@ TEST_CASE("peer: a frame declaring more than max_message_size is a protocol viol
     REQUIRE(error == p2p::condition::protocol_violation);
     // Our side closed: the raw socket sees EOF.
     std::array<char, 16> buf;
-    auto [ec, n] = co_await raw.async_read_some(asio::buffer(buf),
-                                                asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await raw.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
     REQUIRE(ec);
   });
 }
@@ -497,8 +502,7 @@ TEST_CASE("peer: a callback may unsubscribe itself while the peer dispatches", "
   });
 }
 
-TEST_CASE("peer: sending from other threads keeps each sender's order (4 io threads)",
-          "[peer]") {
+TEST_CASE("peer: sending from other threads keeps each sender's order (4 io threads)", "[peer]") {
   run_async_test(
       [](asio::io_context& io) -> awaitable_void {
         auto [out, in] = co_await connect_pair(io);
@@ -519,8 +523,8 @@ TEST_CASE("peer: sending from other threads keeps each sender's order (4 io thre
         };
         for (int i = 0; i < 1000 && co_await count() < 1000; ++i) co_await sleep_for(5ms);
         auto snapshot = co_await asio::co_spawn(
-            in->get_executor(),
-            [&got]() -> asio::awaitable<std::vector<int>> { co_return got; }, asio::use_awaitable);
+            in->get_executor(), [&got]() -> asio::awaitable<std::vector<int>> { co_return got; },
+            asio::use_awaitable);
         REQUIRE(snapshot.size() == 1000);
         REQUIRE(std::is_sorted(snapshot.begin(), snapshot.end()));
         out->destroy();

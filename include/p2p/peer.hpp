@@ -303,11 +303,12 @@ class peer : public std::enable_shared_from_this<peer> {
   std::uint64_t enqueued_seq_ = 0;
   std::uint64_t written_seq_ = 0;
 
-  bool connecting_ = false;  // connect() in progress
-  bool running_ = false;     // run() spawned
-  bool open_ = false;        // connection up
-  bool closing_ = false;     // graceful disconnect started
-  bool closed_ = false;      // finished; terminal
+  bool connecting_ = false;      // connect() in progress
+  bool running_ = false;         // run() spawned
+  bool open_ = false;            // connection up
+  bool closing_ = false;         // graceful disconnect started
+  bool closed_ = false;          // finished; terminal
+  bool stop_requested_ = false;  // destroy()/fail() called: a connect in flight must not win
   bool error_reported_ = false;
   boost::asio::steady_timer writer_wake_;   // parked at max: notified by cancel()
   boost::asio::steady_timer written_wake_;  // parked at max: send_and_wait waiters
