@@ -1,0 +1,427 @@
+// The example programs, run as child processes against each other and against a fake
+// Bitcoin node, on 127.0.0.1 only. Every child is killed after a time limit.
+
+#include <boost/asio/ip/address.hpp>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "support/fake_node.hpp"
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using p2p::test::fake_node;
+using p2p::test::fake_node_options;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+/// build/<cfg>/tests/p2p_tests → build/<cfg>/examples/<name>.
+std::string example_path(const std::string& name) {
+  auto self = std::filesystem::read_symlink("/proc/self/exe");
+  return (self.parent_path().parent_path() / "examples" / name).string();
+}
+
+/// A child process with stdout and stderr on one pipe; killed if still running when
+/// destroyed.
+class child {
+ public:
+  explicit child(const std::string& name, std::vector<std::string> args) {
+    const std::string path = example_path(name);
+    // A missing binary is a failure, not a skip: the examples are part of the build.
+    REQUIRE(std::filesystem::exists(path));
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    std::vector<std::string> all{path};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, path.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    fd_ = fds[0];
+    REQUIRE(rc == 0);
+    command_ = fmt::format("{}", fmt::join(all, " "));
+  }
+
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  ~child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  /// The next output line, or nullopt at EOF or after `limit`.
+  std::optional<std::string> read_line(milliseconds limit) {
+    const auto deadline = steady_clock::now() + limit;
+    for (;;) {
+      if (auto nl = pending_.find('\n'); nl != std::string::npos) {
+        std::string line = pending_.substr(0, nl);
+        pending_.erase(0, nl + 1);
+        return line;
+      }
+      if (!read_some(deadline)) return std::nullopt;
+    }
+  }
+
+  /// Waits for the exit (reading all output); after `limit` kills it and returns -1.
+  int wait(milliseconds limit) {
+    const auto deadline = steady_clock::now() + limit;
+    while (read_some(deadline)) {
+    }
+    int status = 0;
+    for (;;) {
+      pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (steady_clock::now() >= deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        UNSCOPED_INFO("killed after " << limit.count() << " ms: " << command_);
+        return -1;
+      }
+      ::usleep(10'000);
+    }
+    pid_ = -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+  }
+
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  /// Everything the child printed so far.
+  const std::string& output() const { return output_; }
+
+  const std::string& command() const { return command_; }
+
+ private:
+  /// Reads one chunk; false at EOF or at the deadline.
+  bool read_some(steady_clock::time_point deadline) {
+    if (fd_ < 0) return false;
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+    if (left <= 0ms) return false;
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) return true;
+    if (r <= 0) return false;
+    char buf[4096];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return false;
+    }
+    output_.append(buf, static_cast<std::size_t>(n));
+    pending_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string command_;
+  std::string output_;
+  std::string pending_;
+};
+
+/// Runs an example to completion within `limit`; returns (exit status, output).
+std::pair<int, std::string> run(const std::string& name, std::vector<std::string> args,
+                                milliseconds limit) {
+  child c(name, std::move(args));
+  int rc = c.wait(limit);
+  INFO(c.command() << "\n" << c.output());
+  return {rc, c.output()};
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string node_arg(const fake_node& node) {
+  return "127.0.0.1:" + std::to_string(node.port());
+}
+
+fake_node_options with_addresses(fake_node_options o) {
+  o.addresses = {{"127.0.0.11", 18444}, {"127.0.0.12", 18445}, {"127.0.0.13", 8333}};
+  return o;
+}
+
+void check_our_version(const fake_node& node) {
+  auto v = node.version();
+  REQUIRE(v);
+  CHECK(v->version == 70015);
+  CHECK(v->services == 0);
+  CHECK(v->user_agent == "/p2p-manager:0.1.0/");
+  CHECK(v->start_height == 0);
+  REQUIRE(v->relay);
+  CHECK(*v->relay == false);
+  // addr_recv: the node's own address, IPv4-mapped, port big-endian.
+  const std::array<std::uint8_t, 16> mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 127, 0, 0, 1};
+  CHECK(v->recv_ip == mapped);
+  CHECK(v->recv_port == node.port());
+  CHECK(v->payload_size == 4 + 8 + 8 + 26 + 26 + 8 + 1 + 19 + 4 + 1);
+}
+
+}  // namespace
+
+// ---- bitcoin_handshake -----------------------------------------------------------------
+
+SCENARIO("examples: bitcoin_handshake shakes hands, pings and lists addresses", "[examples]") {
+  GIVEN("a node that sends its version as soon as we connect") {
+    fake_node node(with_addresses({}));
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "regtest", "--timeout", "5"}, 40s);
+    INFO(out);
+    THEN("it exits 0 after the handshake, the pong check and the addresses") {
+      CHECK(rc == 0);
+      CHECK(contains(out, "-> version: protocol 70015"));
+      CHECK(contains(out, "<- version: protocol 70016"));
+      CHECK(contains(out, "/FakeNode:1.0/"));
+      CHECK(contains(out, "<- verack"));
+      CHECK(contains(out, "peer state \"ready\""));
+      CHECK(contains(out, "matches"));
+      CHECK(contains(out, "127.0.0.11:18444"));
+      CHECK(contains(out, "127.0.0.12:18445"));
+      CHECK(contains(out, "127.0.0.13:8333"));
+      CHECK(node.verack_received() == 1);
+      CHECK(node.pings() == 1);
+      CHECK(node.getaddrs() == 1);
+      check_our_version(node);
+    }
+  }
+  GIVEN("a node that waits for our version, then sends version and verack in one write") {
+    fake_node_options o = with_addresses({});
+    o.version_first = false;
+    fake_node node(o);
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "regtest", "--timeout", "5"}, 40s);
+    INFO(out);
+    THEN("the back-to-back verack is not lost and it exits 0") {
+      CHECK(rc == 0);
+      CHECK(contains(out, "<- verack"));
+      CHECK(contains(out, "127.0.0.12:18445"));
+      check_our_version(node);
+    }
+  }
+  GIVEN("a node with an empty address book") {
+    fake_node node({});
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "regtest", "--timeout", "2"}, 40s);
+    INFO(out);
+    THEN("it says so and still exits 0") {
+      CHECK(rc == 0);
+      CHECK(contains(out, "no addresses within 2 s"));
+    }
+  }
+}
+
+SCENARIO("examples: bitcoin_handshake fails cleanly", "[examples]") {
+  GIVEN("a node that never sends verack") {
+    fake_node_options o;
+    o.send_verack = false;
+    fake_node node(o);
+    const auto t0 = steady_clock::now();
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "regtest", "--timeout", "3"}, 40s);
+    INFO(out);
+    THEN("it exits 1 within the step timeout, naming the missing verack") {
+      CHECK(rc == 1);
+      CHECK(contains(out, "no verack"));
+      CHECK(steady_clock::now() - t0 < 15s);
+    }
+  }
+  GIVEN("a node that answers ping with another nonce") {
+    fake_node_options o;
+    o.wrong_pong = true;
+    fake_node node(o);
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "regtest", "--timeout", "3"}, 40s);
+    INFO(out);
+    THEN("it exits 1") {
+      CHECK(rc == 1);
+      CHECK(contains(out, "does NOT match"));
+    }
+  }
+  GIVEN("a node on another network (wrong magic)") {
+    fake_node node(with_addresses({}));  // regtest magic
+    auto [rc, out] =
+        run("bitcoin_handshake", {node_arg(node), "--network", "testnet", "--timeout", "2"}, 40s);
+    INFO(out);
+    THEN("no frame is understood and it exits 1") {
+      CHECK(rc == 1);
+    }
+  }
+}
+
+// ---- knock_answer ----------------------------------------------------------------------
+
+namespace {
+
+/// Starts `knock_answer --answer` on 127.0.0.1:0 and returns it with its "host:port".
+std::pair<std::unique_ptr<child>, std::string> start_answerer() {
+  auto c = std::make_unique<child>(
+      "knock_answer",
+      std::vector<std::string>{"--answer", "--listen", "127.0.0.1:0", "--seconds", "60"});
+  auto line = c->read_line(10s);
+  INFO(c->output());
+  REQUIRE(line);
+  std::smatch m;
+  REQUIRE(std::regex_match(*line, m, std::regex(R"(listening (127\.0\.0\.1:\d+))")));
+  return {std::move(c), m[1].str()};
+}
+
+}  // namespace
+
+SCENARIO("examples: knock_answer --knock against --answer processes", "[examples]") {
+  GIVEN("two answering processes") {
+    auto [a1, addr1] = start_answerer();
+    auto [a2, addr2] = start_answerer();
+    WHEN("a knocker knocks on both") {
+      auto [rc, out] =
+          run("knock_answer", {"--knock", "--connect", addr1 + "," + addr2, "--timeout", "5"}, 40s);
+      INFO(out);
+      THEN("each answered with its own payload and it exits 0") {
+        CHECK(rc == 0);
+        CHECK(contains(out, addr1 + ": answered"));
+        CHECK(contains(out, addr2 + ": answered"));
+        CHECK(contains(out, "ok, its own payload"));
+      }
+      AND_THEN("the answerers stop cleanly on SIGTERM") {
+        a1->signal(SIGTERM);
+        a2->signal(SIGTERM);
+        CHECK(a1->wait(10s) == 0);
+        CHECK(a2->wait(10s) == 0);
+        INFO(a1->output());
+        CHECK(contains(a1->output(), "knock"));
+        CHECK(contains(a1->output(), "stopped"));
+      }
+    }
+  }
+  GIVEN("an answerer limited by --seconds") {
+    child c("knock_answer", {"--answer", "--listen", "127.0.0.1:0", "--seconds", "1"});
+    THEN("it stops by itself with status 0") {
+      CHECK(c.wait(15s) == 0);
+      INFO(c.output());
+      CHECK(contains(c.output(), "1 s passed"));
+    }
+  }
+}
+
+SCENARIO("examples: knock_answer --knock checks every payload", "[examples]") {
+  GIVEN("a node that answers with a different payload") {
+    fake_node_options o;
+    o.magic = p2p::bitcoin_magic;
+    o.version_first = false;
+    o.knock = fake_node_options::knock_reply::wrong;
+    fake_node node(o);
+    auto [rc, out] = run("knock_answer", {"--knock", "--connect", node_arg(node)}, 40s);
+    INFO(out);
+    THEN("it exits 1") {
+      CHECK(rc == 1);
+      CHECK(contains(out, "WRONG"));
+    }
+  }
+  GIVEN("a node that never answers, with a custom magic") {
+    fake_node_options o;
+    o.magic = 0x01020304;
+    o.version_first = false;
+    o.knock = fake_node_options::knock_reply::none;
+    fake_node node(o);
+    auto [rc, out] =
+        run("knock_answer",
+            {"--knock", "--connect", node_arg(node), "--magic", "01020304", "--timeout", "1"}, 40s);
+    INFO(out);
+    THEN("it exits 1 after the timeout") {
+      CHECK(rc == 1);
+      CHECK(contains(out, "no answer within 1 s"));
+    }
+  }
+  GIVEN("a port nobody listens on") {
+    std::uint16_t port = 0;
+    {
+      // Bind and release: the port is then (almost certainly) free and refuses connections.
+      boost::asio::io_context io;
+      boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+      port = a.local_endpoint().port();
+    }
+    auto [rc, out] =
+        run("knock_answer",
+            {"--knock", "--connect", "127.0.0.1:" + std::to_string(port), "--timeout", "2"}, 40s);
+    INFO(out);
+    THEN("it exits 1 and says the host was not connected") {
+      CHECK(rc == 1);
+      CHECK(contains(out, "not connected"));
+    }
+  }
+}
+
+SCENARIO("examples: knock_answer without arguments runs a whole network", "[examples]") {
+  auto [rc, out] = run("knock_answer", {}, 60s);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(contains(out, "asker connected to 6 of 6"));
+  CHECK(contains(out, "asked "));
+  CHECK(contains(out, " answered "));
+  CHECK(contains(out, "never answered"));
+  // The round to all: A5 and A6 are the silent ones.
+  CHECK(std::regex_search(out, std::regex(R"(\(A5 at 127\.0\.0\.1:\d+\) never answered)")));
+  CHECK(std::regex_search(out, std::regex(R"(\(A6 at 127\.0\.0\.1:\d+\) never answered)")));
+  CHECK(std::regex_search(out, std::regex(R"(\(A1 at 127\.0\.0\.1:\d+\) answered [0-9a-f]{8})")));
+  CHECK(contains(out, "all managers shut down"));
+}
+
+TEST_CASE("examples: bad arguments exit 2 naming the value", "[examples]") {
+  struct bad {
+    std::string program;
+    std::vector<std::string> args;
+    std::string named;
+  };
+
+  const std::vector<bad> cases{
+      {"knock_answer", {"--knock", "--connect", "127.0.0.1:99999"}, "99999"},
+      {"knock_answer", {"--knock", "--connect", "127.0.0.1"}, "127.0.0.1"},
+      {"knock_answer", {"--answer", "--listen", "localhost:1"}, "localhost"},
+      {"knock_answer", {"--answer", "--listen", "127.0.0.1:0", "--magic", "zz"}, "zz"},
+      {"knock_answer", {"--answer", "--listen", "127.0.0.1:0", "--seconds", "-3"}, "-3"},
+      {"knock_answer", {"--frobnicate"}, "--frobnicate"},
+      {"knock_answer", {"--answer"}, "--listen"},
+      {"bitcoin_handshake", {"127.0.0.1:1", "--network", "fakenet"}, "fakenet"},
+      {"bitcoin_handshake", {"127.0.0.1:70000"}, "70000"},
+      {"bitcoin_handshake", {"127.0.0.1:1", "--timeout", "soon"}, "soon"},
+      {"bitcoin_handshake", {}, "HOST"},
+  };
+  for (const auto& c : cases) {
+    auto [rc, out] = run(c.program, c.args, 10s);
+    INFO(c.program << " " << fmt::format("{}", fmt::join(c.args, " ")) << "\n" << out);
+    CHECK(rc == 2);
+    CHECK(contains(out, c.named));
+  }
+}
