@@ -59,7 +59,10 @@ def main():
     for row in medians:
         for m in METRICS[row["workload"]]:
             v = {i: (row[i] or {}).get(m) for i in IMPLS}
-            print(f"| `{row['case']}` | {m} | {fmt(v['p2p'])} | {fmt(v['raw'])} | {fmt(v['node'])} | "
+            most = max(row[i + "_runs"] for i in IMPLS)
+            cell = {i: fmt(v[i]) + (f" ({row[i + '_runs']} run)" if 0 < row[i + "_runs"] < most else "")
+                    for i in IMPLS}
+            print(f"| `{row['case']}` | {m} | {cell['p2p']} | {cell['raw']} | {cell['node']} | "
                   f"{ratio(v['p2p'], v['raw'])} | {ratio(v['p2p'], v['node'])} |")
 
     def dat(name, workload, key, metric):
