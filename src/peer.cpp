@@ -33,6 +33,10 @@ namespace {
 constexpr std::size_t max_frames_per_write = 64;
 constexpr std::size_t max_bytes_per_write = 256 * 1024;
 
+/// Bounds on the messages kept for receive() that no waiter claimed.
+constexpr std::size_t max_inbox_messages = 16;
+constexpr std::size_t max_inbox_bytes = 256 * 1024;
+
 /// Reads per readiness wake-up before yielding to other peers (fairness).
 constexpr int max_reads_per_wake = 4;
 
@@ -333,6 +337,7 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
       case decode_event::kind::message:
         ++frames_received_;
         garbage_run_ = 0;
+        claimed_ = false;
         try {
           events_.emit_message(ev->msg);
         } catch (const std::exception& e) {
@@ -341,6 +346,7 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
           return make_error_code(error::handler_failed);
         }
         if (closed_) return make_error_code(asio::error::operation_aborted);
+        if (inbox_on_ && !claimed_) keep_for_receive(std::move(ev->msg));
         break;
       case decode_event::kind::garbage:
         garbage_run_ += ev->count;
@@ -479,14 +485,34 @@ asio::awaitable<std::optional<message>> peer::receive(std::string command,
       asio::use_awaitable);
 }
 
+void peer::keep_for_receive(message m) {
+  inbox_bytes_ += m.payload.size();
+  inbox_.push_back(std::move(m));
+  while (inbox_.size() > max_inbox_messages || inbox_bytes_ > max_inbox_bytes) {
+    inbox_bytes_ -= inbox_.front().payload.size();
+    inbox_.pop_front();
+  }
+}
+
 asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string command,
                                                                 std::chrono::milliseconds timeout) {
+  // From the first receive() on, unclaimed messages are kept (bounded), so a reply that
+  // arrived in the same read as the previous one is not lost between two receives.
+  inbox_on_ = true;
+  for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+    if (it->command != command) continue;
+    message m = std::move(*it);
+    inbox_bytes_ -= m.payload.size();
+    inbox_.erase(it);
+    co_return m;
+  }
   if (closed_) co_return std::nullopt;
   asio::steady_timer timer(strand_, timeout);
   std::optional<message> got;
   subscription on_msg = events_.command(command).subscribe([&](const message& m) {
     if (!got) {
       got = m;
+      claimed_ = true;
       timer.cancel();
     }
   });
@@ -583,6 +609,8 @@ void peer::finish(error_code ec) {
   queue_.clear();
   queue_.shrink_to_fit();
   queued_bytes_ = 0;
+  inbox_.clear();
+  inbox_bytes_ = 0;
   auto self = shared_from_this();  // callbacks below may drop the last outside reference
   if (was_open && ec == asio::error::eof) {
     events_.end.emit();

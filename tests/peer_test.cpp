@@ -534,3 +534,24 @@ TEST_CASE("peer: sending from other threads keeps each sender's order (4 io thre
       },
       20s, 4);
 }
+
+TEST_CASE("peer: back-to-back replies are not lost between two receive() calls", "[peer]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto [out, in] = co_await connect_pair(io);
+    auto first = co_await in->receive("ping", 20ms);  // the first call turns the inbox on
+    REQUIRE_FALSE(first);
+    // Both frames in one write: they arrive in one read and are dispatched together.
+    auto a = p2p::encode_frame(p2p::bitcoin_magic, "version", p2p::as_bytes("v"));
+    auto b = p2p::encode_frame(p2p::bitcoin_magic, "verack", {});
+    std::vector<std::uint8_t> both(a.begin(), a.end());
+    both.insert(both.end(), b.begin(), b.end());
+    out->send_frame(p2p::shared_bytes(std::move(both)));
+    auto version = co_await in->receive("version", 2s);
+    auto verack = co_await in->receive("verack", 2s);
+    REQUIRE(version);
+    REQUIRE(version->payload.view() == "v");
+    REQUIRE(verack);
+    REQUIRE(verack->command == "verack");
+    out->destroy();
+  });
+}

@@ -234,6 +234,10 @@ class peer : public std::enable_shared_from_this<peer> {
       std::string_view command, std::span<const std::uint8_t> payload = {});
 
   /// The next message with `command`, or nullopt after `timeout` or when the peer closes.
+  ///
+  /// From the first call on, messages no waiting receive() took are kept (the last 16, at
+  /// most 256 KiB) and later calls look there first, so replies that arrive back to back
+  /// (`version` then `verack` in one read) are not lost between two receives.
   /// @par Cancellation
   /// Supported; the internal subscription is removed.
   boost::asio::awaitable<std::optional<message>> receive(std::string command,
@@ -282,6 +286,7 @@ class peer : public std::enable_shared_from_this<peer> {
   void fail_on_strand(boost::system::error_code ec);
   void finish(boost::system::error_code ec);
   void emit_report(severity level, std::string text);
+  void keep_for_receive(message m);
 
   executor_type strand_;
   host remote_;
@@ -314,6 +319,10 @@ class peer : public std::enable_shared_from_this<peer> {
   boost::asio::steady_timer written_wake_;  // parked at max: send_and_wait waiters
   boost::asio::steady_timer closed_wake_;   // parked at max: wait_closed waiters
   boost::asio::steady_timer disconnect_timer_;
+  std::deque<message> inbox_;  // unclaimed messages kept for receive(), bounded
+  std::size_t inbox_bytes_ = 0;
+  bool inbox_on_ = false;  // set by the first receive()
+  bool claimed_ = false;   // a receive() took the message being dispatched
   peer_events events_;
 };
 
