@@ -200,46 +200,38 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
   void on_connect(const std::shared_ptr<peer>& p) {
     if (state_ == "launching") set_state("running");
     events_.peer_connect.emit(p);
+    if (!opts_.handshake) {
+      // A silent inbound peer is caught by the pool check: no coroutine or timer per peer.
+      events_.peer_ready.emit(p);
+      return;
+    }
     auto self = shared_from_this();
     asio::co_spawn(
         strand_, [self, p] { return self->handshake(p); }, rethrow{});
   }
 
-  /// Runs the application's hook (bounded by handshake_timeout); without one, drops an
-  /// inbound peer that has sent nothing by then.
+  /// Runs the application's hook, bounded by handshake_timeout.
   asio::awaitable<void> handshake(std::shared_ptr<peer> p) {
     using namespace asio::experimental::awaitable_operators;
     asio::steady_timer deadline(strand_, opts_.handshake_timeout);
     // The deadline also ends when the peer closes, so no timer outlives a closed peer.
     subscription on_close = p->events().close.subscribe([&deadline] { deadline.cancel(); });
-    if (opts_.handshake) {
-      auto outcome = co_await (run_hook(p) || deadline.async_wait(use_nothrow));
-      if (p->is_closed()) co_return;
-      if (outcome.index() == 1) {
-        report(severity::warning,
-               fmt::format("peer {}: handshake did not finish within {} ms",
-                           p->remote().to_string(), opts_.handshake_timeout.count()));
-        p->fail(make_error_code(error::handshake_timeout));
-        co_return;
-      }
-      if (const auto& why = std::get<0>(outcome); !why.empty()) {
-        report(severity::warning,
-               fmt::format("peer {}: handshake failed: {}", p->remote().to_string(), why));
-        p->fail(make_error_code(error::handshake_failed));
-        co_return;
-      }
-      events_.peer_ready.emit(p);
+    auto outcome = co_await (run_hook(p) || deadline.async_wait(use_nothrow));
+    if (p->is_closed()) co_return;
+    if (outcome.index() == 1) {
+      report(severity::warning,
+             fmt::format("peer {}: handshake did not finish within {} ms", p->remote().to_string(),
+                         opts_.handshake_timeout.count()));
+      p->fail(make_error_code(error::handshake_timeout));
+      co_return;
+    }
+    if (const auto& why = std::get<0>(outcome); !why.empty()) {
+      report(severity::warning,
+             fmt::format("peer {}: handshake failed: {}", p->remote().to_string(), why));
+      p->fail(make_error_code(error::handshake_failed));
       co_return;
     }
     events_.peer_ready.emit(p);
-    if (!p->is_inbound() || p->has_received()) co_return;
-    co_await deadline.async_wait(use_nothrow);
-    if (!p->is_closed() && !p->has_received()) {
-      report(severity::warning,
-             fmt::format("peer {}: sent nothing within {} ms", p->remote().to_string(),
-                         opts_.handshake_timeout.count()));
-      p->fail(make_error_code(error::handshake_timeout));
-    }
   }
 
   /// The hook, made non-throwing for `||`: returns the failure text, empty on success.
@@ -295,6 +287,14 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
     auto t = std::chrono::steady_clock::now();
     for (auto& [id, e] : active_) {
       auto& p = e.p;
+      if (p->is_open() && p->is_inbound() && !p->has_received() &&
+          t - p->last_seen() > opts_.handshake_timeout) {
+        report(severity::warning,
+               fmt::format("peer {}: sent nothing within {} ms", p->remote().to_string(),
+                           opts_.handshake_timeout.count()));
+        p->fail(make_error_code(error::handshake_timeout));
+        continue;
+      }
       if (p->is_open() && t - p->last_seen() > opts_.idle_timeout) {
         report(severity::notice, fmt::format("peer {} silent for over {} ms; disconnecting",
                                              p->remote().to_string(), opts_.idle_timeout.count()));

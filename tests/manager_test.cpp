@@ -649,3 +649,36 @@ TEST_CASE("manager: two managers share one io_context run on 4 threads", "[manag
       },
       20s, 4);
 }
+
+TEST_CASE("manager: an inbound peer that sends nothing within handshake_timeout is dropped",
+          "[manager]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto o = test_options();
+    o.min_peers = 0;
+    o.handshake_timeout = 200ms;
+    p2p::peer_manager m(io.get_executor(), o);
+    std::vector<boost::system::error_code> errors;
+    auto s = m.events().peer_error.subscribe(
+        [&](const std::shared_ptr<p2p::peer>&, const boost::system::error_code& ec) {
+          errors.push_back(ec);
+        });
+    co_await m.launch();
+    tcp::socket silent(io), talker(io);
+    silent.open(tcp::v4());
+    silent.bind({asio::ip::make_address("127.0.0.120"), 0});
+    talker.open(tcp::v4());
+    talker.bind({asio::ip::make_address("127.0.0.121"), 0});
+    co_await silent.async_connect(*m.listen_endpoint(), asio::use_awaitable);
+    co_await talker.async_connect(*m.listen_endpoint(), asio::use_awaitable);
+    auto hello = p2p::encode_frame(p2p::bitcoin_magic, "hello", {});
+    co_await asio::async_write(talker, asio::buffer(hello.data(), hello.size()),
+                               asio::use_awaitable);
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 2; }));
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 1; }, 3s));
+    REQUIRE(errors.size() == 1);
+    REQUIRE(errors[0] == p2p::error::handshake_timeout);
+    REQUIRE(m.barred_for("127.0.0.120") > 0ms);
+    REQUIRE(m.active_peers()[0]->remote().name == "127.0.0.121");
+    co_await m.shutdown();
+  });
+}
