@@ -17,8 +17,6 @@ namespace p2p {
 
 namespace {
 
-/// Payload bytes reserved up front: a header's declared length is only a claim.
-constexpr std::size_t initial_payload_reserve = 64 * 1024;
 
 /// Largest payload a frame's u32 length field can declare.
 constexpr std::size_t max_frame_payload = std::numeric_limits<std::uint32_t>::max();
@@ -238,7 +236,11 @@ std::optional<decode_event> decoder::finish_header() {
     return ev;
   }
   in_payload_ = true;
-  if (command_ok_) payload_.reserve(std::min<std::size_t>(length_, initial_payload_reserve));
+  // The declared length is already bounded by max_message_size. Reserving it whole costs
+  // address space, not memory: pages become resident only as payload bytes are written,
+  // so a header that declares 4 MB and sends nothing stays cheap, and a large frame is
+  // not copied through a series of doubling buffers.
+  if (command_ok_) payload_.reserve(length_);
   return std::nullopt;
 }
 

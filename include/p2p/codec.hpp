@@ -64,7 +64,8 @@ struct decode_event {
 /// Incremental decoder: feed byte chunks of any size, take out events.
 ///
 /// It never touches a socket (like Bitcoin Core's `Transport`). Memory is bounded: a frame's
-/// payload buffer grows only as its bytes arrive and never past `max_message_size`.
+/// payload buffer reserves the declared length (at most `max_message_size`) as address space;
+/// its pages become resident only as payload bytes arrive.
 /// @par Thread safety
 /// Distinct objects: safe. Shared objects: unsafe.
 class decoder {
