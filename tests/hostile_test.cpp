@@ -42,6 +42,18 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
 /// Address of the well-behaved remote every scenario keeps talking to.
 const std::string good_address = "127.0.0.2";
 
@@ -789,7 +801,8 @@ SCENARIO("hostile: churn soak leaves no peer, pool entry or bar behind", "[hosti
         REQUIRE(st.pool == 0);
         REQUIRE(st.barred == barred_before);
         REQUIRE(a->errors.empty());
-        REQUIRE(rss_end - rss_start < 64 * 1024);
+        // ASan's quarantine (256 MB) holds freed memory on purpose: there, only log.
+        if (!sanitized) REQUIRE(rss_end - rss_start < 64 * 1024);
         co_await finish(a);
       },
       70s);
