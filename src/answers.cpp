@@ -147,15 +147,13 @@ void answer_collector::record(const std::shared_ptr<peer>& p, const message& m) 
 }
 
 bool answer_collector::satisfied(std::size_t quorum) const {
-  if (quorum > 0) return answered_.size() >= quorum;
-  if (spec_.any_peer) {
-    std::size_t open = 0;
-    for (const auto& [id, e] : chosen_) open += e.closed && !e.answered ? 0 : 1;
-    return answered_.size() >= open;
-  }
+  // Done when every chosen peer answered or closed, whatever the quorum; answers from peers
+  // not asked (any-peer pattern) are collected and count only toward an explicit quorum.
+  bool every_chosen_done = true;
   for (const auto& [id, e] : chosen_)
-    if (!e.answered && !e.closed) return false;
-  return true;
+    if (!e.answered && !e.closed) every_chosen_done = false;
+  if (every_chosen_done) return true;
+  return quorum > 0 && answered_.size() >= quorum;
 }
 
 answers answer_collector::result() const {

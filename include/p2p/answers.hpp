@@ -145,8 +145,9 @@ class sent_messages {
   /// True if the peer `id` was sent to.
   bool contains(const boost::uuids::uuid& id) const noexcept { return peers_.contains(id); }
 
-  /// Waits until every chosen peer answered (or `quorum` answers came, if non-zero), the
-  /// `timeout` passed, or every unanswered peer closed. Collection then ends.
+  /// Waits until every chosen peer answered or closed, or `quorum` answers came (if
+  /// non-zero; with `answer_spec::from_any_peer`, answers from peers not asked count toward
+  /// it), or `timeout` passed. Collection then ends.
   ///
   /// Without an `answer_spec` at send time this returns at once with every peer timed out.
   /// @par Cancellation
