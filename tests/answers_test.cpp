@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/async.hpp"
+#include "support/loopback.hpp"
 
 namespace asio = boost::asio;
 using p2p::test::eventually;
@@ -40,17 +41,7 @@ enum class reply {
 
 /// Options for every manager here: loopback, ephemeral port, no background checks.
 p2p::manager_options base_options(std::string address) {
-  p2p::manager_options o;
-  o.listen_address = std::move(address);
-  o.port = 0;
-  o.min_peers = 0;
-  o.max_peers = 500;
-  o.max_inbound = 500;
-  o.check_interval = 1h;
-  o.status_interval = 1h;
-  o.connect_timeout = 2s;
-  o.disconnect_timeout = 1s;
-  return o;
+  return p2p::test::remote_options(std::move(address));
 }
 
 /// A remote manager that listens, answers `knock` per `mode`, answers `version` with

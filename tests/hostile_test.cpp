@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/async.hpp"
+#include "support/loopback.hpp"
 #include <sys/resource.h>
 
 namespace asio = boost::asio;
@@ -59,29 +60,14 @@ const std::string good_address = "127.0.0.2";
 
 /// Options of the manager under test: loopback listener, ephemeral port, fast checks.
 p2p::manager_options hostile_options() {
-  p2p::manager_options o;
-  o.listen_address = "127.0.0.1";
-  o.port = 0;
+  auto o = p2p::test::loopback_options("127.0.0.1");
   o.min_peers = 0;
   o.max_peers = 100;
   o.max_inbound = 90;
-  o.check_interval = 50ms;
-  o.status_interval = 50ms;
-  o.connect_timeout = 2s;
-  o.disconnect_timeout = 1s;
   return o;
 }
 
-/// A listening manager on `address` that only accepts (the well-behaved remote).
-std::unique_ptr<p2p::peer_manager> make_remote(asio::io_context& io, std::string address) {
-  auto o = hostile_options();
-  o.listen_address = std::move(address);
-  o.max_peers = 10;
-  o.max_inbound = 10;
-  o.check_interval = 1h;
-  o.status_interval = 1h;
-  return std::make_unique<p2p::peer_manager>(io.get_executor(), o);
-}
+using p2p::test::make_remote;
 
 std::string address_of(const p2p::peer& p) {
   auto ep = p.endpoint();
@@ -234,17 +220,7 @@ awaitable_void finish(std::shared_ptr<arena> a) {
   co_await a->good->shutdown();
 }
 
-/// A raw client bound to `from` (its own address, so bars stay apart) connected to `to`.
-asio::awaitable<tcp::socket> dial_from(std::string from, tcp::endpoint to,
-                                       std::optional<int> receive_buffer = std::nullopt) {
-  tcp::socket s(co_await asio::this_coro::executor);
-  s.open(tcp::v4());
-  if (receive_buffer) s.set_option(tcp::socket::receive_buffer_size(*receive_buffer));
-  s.bind(tcp::endpoint(asio::ip::make_address(from), 0));
-  // Async: a synchronous connect blocks even on a non-blocking socket.
-  co_await s.async_connect(to, asio::use_awaitable);
-  co_return s;
-}
+using p2p::test::dial_from;
 
 asio::awaitable<error_code> write_all(tcp::socket& s, std::span<const std::uint8_t> data) {
   auto [ec, n] = co_await asio::async_write(s, asio::buffer(data.data(), data.size()), use_nothrow);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/async.hpp"
+#include "support/loopback.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -24,28 +25,10 @@ namespace {
 
 using awaitable_void = asio::awaitable<void>;
 
-/// Options for a manager under test: loopback, ephemeral port, fast checks.
-p2p::manager_options test_options(std::string address = "127.0.0.1") {
-  p2p::manager_options o;
-  o.listen_address = std::move(address);
-  o.port = 0;
-  o.check_interval = 50ms;
-  o.status_interval = 50ms;
-  o.connect_timeout = 2s;
-  o.disconnect_timeout = 1s;
-  return o;
-}
+using p2p::test::make_remote;
 
-/// A listening manager on `address` that only accepts (a remote host for the manager
-/// under test); it closes gracefully when the other side does.
-std::unique_ptr<p2p::peer_manager> make_remote(asio::io_context& io, std::string address) {
-  auto o = test_options(std::move(address));
-  o.min_peers = 0;
-  o.max_peers = 500;
-  o.max_inbound = 500;
-  o.check_interval = 1h;
-  o.status_interval = 1h;
-  return std::make_unique<p2p::peer_manager>(io.get_executor(), o);
+p2p::manager_options test_options(std::string address = "127.0.0.1") {
+  return p2p::test::loopback_options(std::move(address));
 }
 
 struct remotes {
@@ -373,10 +356,7 @@ SCENARIO("manager: a peer error is reported, bars the host and drops the peer", 
         });
     co_await m.launch();
     // An inbound client from 127.0.0.40 declares a 2000-byte payload.
-    tcp::socket raw(io);
-    raw.open(tcp::v4());
-    raw.bind({asio::ip::make_address("127.0.0.40"), 0});
-    co_await raw.async_connect(*m.listen_endpoint(), asio::use_awaitable);
+    auto raw = co_await p2p::test::dial_from("127.0.0.40", *m.listen_endpoint());
     CO_REQUIRE(co_await eventually([&] { return m.active_count() == 1; }));
     auto frame = p2p::encode_frame(p2p::bitcoin_magic, "big", std::vector<std::uint8_t>(2000));
     co_await asio::async_write(raw, asio::buffer(frame.data(), 24), asio::use_awaitable);
@@ -388,10 +368,7 @@ SCENARIO("manager: a peer error is reported, bars the host and drops the peer", 
       bool admitted = true;
       auto s3 = m.events().listen_connect.subscribe(
           [&](const std::shared_ptr<p2p::peer>&, bool ok) { admitted = ok; });
-      tcp::socket again(io);
-      again.open(tcp::v4());
-      again.bind({asio::ip::make_address("127.0.0.40"), 0});
-      co_await again.async_connect(*m.listen_endpoint(), asio::use_awaitable);
+      auto again = co_await p2p::test::dial_from("127.0.0.40", *m.listen_endpoint());
       THEN("it is refused") {
         std::array<char, 8> buf;
         auto [ec, n] =
@@ -663,13 +640,8 @@ TEST_CASE("manager: an inbound peer that sends nothing within handshake_timeout 
           errors.push_back(ec);
         });
     co_await m.launch();
-    tcp::socket silent(io), talker(io);
-    silent.open(tcp::v4());
-    silent.bind({asio::ip::make_address("127.0.0.120"), 0});
-    talker.open(tcp::v4());
-    talker.bind({asio::ip::make_address("127.0.0.121"), 0});
-    co_await silent.async_connect(*m.listen_endpoint(), asio::use_awaitable);
-    co_await talker.async_connect(*m.listen_endpoint(), asio::use_awaitable);
+    auto silent = co_await p2p::test::dial_from("127.0.0.120", *m.listen_endpoint());
+    auto talker = co_await p2p::test::dial_from("127.0.0.121", *m.listen_endpoint());
     auto hello = p2p::encode_frame(p2p::bitcoin_magic, "hello", {});
     co_await asio::async_write(talker, asio::buffer(hello.data(), hello.size()),
                                asio::use_awaitable);

@@ -20,15 +20,15 @@
 
 /// Assertions on a co_await result: g++ 12 may evaluate a co_await inside Catch's macros
 /// twice, so the value is awaited into a local first. Use only inside coroutines.
-#define CO_REQUIRE(...)                 \
-  do {                                  \
+#define CO_REQUIRE(...)                   \
+  do {                                    \
     auto co_require_value_ = __VA_ARGS__; \
-    REQUIRE(co_require_value_);         \
+    REQUIRE(co_require_value_);           \
   } while (false)
-#define CO_REQUIRE_FALSE(...)           \
-  do {                                  \
+#define CO_REQUIRE_FALSE(...)             \
+  do {                                    \
     auto co_require_value_ = __VA_ARGS__; \
-    REQUIRE_FALSE(co_require_value_);   \
+    REQUIRE_FALSE(co_require_value_);     \
   } while (false)
 
 namespace p2p::test {
