@@ -31,6 +31,16 @@ p2p::manager_options test_options(std::string address = "127.0.0.1") {
   return p2p::test::loopback_options(std::move(address));
 }
 
+/// A manager that only dials out (hosts without a port take 8333), kept between min and max.
+p2p::manager_options dialer_options(std::size_t min_peers, std::size_t max_peers) {
+  auto o = test_options();
+  o.listen = false;
+  o.port = 8333;
+  o.min_peers = min_peers;
+  o.max_peers = max_peers;
+  return o;
+}
+
 struct remotes {
   std::vector<std::unique_ptr<p2p::peer_manager>> managers;
   std::vector<p2p::host> hosts;
@@ -93,11 +103,7 @@ SCENARIO("manager: launch connects seeds up to (min+max)/2, pools the rest, and 
          "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 8);
-    auto o = test_options();
-    o.min_peers = 2;
-    o.max_peers = 10;  // launch target (2 + 10) / 2 = 6
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(2, 10);  // launch target (2 + 10) / 2 = 6
     p2p::peer_manager m(io.get_executor(), o);
     std::vector<std::string> states;
     auto sub = co_await on_strand(m, [&] {
@@ -128,11 +134,7 @@ SCENARIO("manager: add_pool connects below the target, pools above it, without d
          "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 4);
-    auto o = test_options();
-    o.min_peers = 2;
-    o.max_peers = 2;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(2, 2);
     p2p::peer_manager m(io.get_executor(), o);
     co_await m.launch();
     CO_REQUIRE(co_await eventually([&] { return m.state() == "launching"; }));
@@ -218,11 +220,7 @@ SCENARIO("manager: when a peer drops, the pool check refills from the pool with 
 TEST_CASE("manager: peers silent longer than idle_timeout are disconnected", "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 2);
-    auto o = test_options();
-    o.min_peers = 0;
-    o.max_peers = 4;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(0, 4);
     o.idle_timeout = 300ms;
     p2p::peer_manager m(io.get_executor(), o);
     co_await m.launch();
@@ -256,10 +254,7 @@ SCENARIO("manager: a connect that does not complete in time bars the host and re
       fillers.back().async_connect(stuck.local_endpoint(), [](boost::system::error_code) {});
     }
     co_await sleep_for(50ms);
-    auto o = test_options();
-    o.min_peers = 0;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(0, 20);
     o.connect_timeout = 300ms;
     p2p::peer_manager m(io.get_executor(), o);
     std::vector<p2p::report> reports;
@@ -298,10 +293,7 @@ SCENARIO("manager: bars add up and expire on the injected clock", "[manager]") {
     auto r = co_await start_remotes(io, 1, 30);
     auto now =
         std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-    auto o = test_options();
-    o.min_peers = 0;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(0, 20);
     o.clock = [now] { return *now; };
     p2p::peer_manager m(io.get_executor(), o);
     co_await m.launch();
@@ -466,11 +458,7 @@ SCENARIO("manager: every host-list form works; a malformed entry is reported, th
 SCENARIO("manager: peer events, per-command events, reports and status bubble up", "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 1, 80);
-    auto o = test_options();
-    o.min_peers = 1;
-    o.max_peers = 1;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(1, 1);
     p2p::peer_manager m(io.get_executor(), o);
     int connects = 0, foos = 0;
     std::vector<std::string> messages;
@@ -509,11 +497,7 @@ SCENARIO("manager: peer events, per-command events, reports and status bubble up
 SCENARIO("manager: del_active disconnects gracefully, reports, and refills", "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 2, 90);
-    auto o = test_options();
-    o.min_peers = 1;
-    o.max_peers = 1;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(1, 1);
     p2p::peer_manager m(io.get_executor(), o);
     std::vector<p2p::report> reports;
     auto s = m.events().report.subscribe([&](const p2p::report& x) { reports.push_back(x); });
@@ -536,11 +520,7 @@ SCENARIO("manager: del_active disconnects gracefully, reports, and refills", "[m
 TEST_CASE("manager: more than max_peers active is reported", "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 3, 100);
-    auto o = test_options();
-    o.min_peers = 1;
-    o.max_peers = 2;
-    o.listen = false;
-    o.port = 8333;
+    auto o = dialer_options(1, 2);
     p2p::peer_manager m(io.get_executor(), o);
     std::vector<p2p::report> reports;
     auto s = m.events().report.subscribe([&](const p2p::report& x) { reports.push_back(x); });
