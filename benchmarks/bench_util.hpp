@@ -2,8 +2,11 @@
 // Shared by the benchmark sides: a library-free wire codec (for the raw reference and the
 // counterpart process), statistics, JSON lines, process spawning, RSS.
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
@@ -30,6 +33,23 @@ namespace asio = boost::asio;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 using clock_type = std::chrono::steady_clock;
+
+/// A wake-up for a measuring coroutine: callbacks notify, the coroutine re-checks `pred`.
+struct waker {
+  explicit waker(asio::any_io_executor ex) : t(std::move(ex), clock_type::time_point::max()) {}
+
+  void notify() { t.cancel(); }
+
+  template <class Pred>
+  asio::awaitable<void> until(Pred pred) {
+    while (!pred()) {
+      t.expires_at(clock_type::time_point::max());
+      co_await t.async_wait(use_nothrow);
+    }
+  }
+
+  asio::steady_timer t;
+};
 
 /// Bitcoin's magic, little-endian on the wire.
 constexpr std::uint32_t magic = 0xD9B4BEF9;

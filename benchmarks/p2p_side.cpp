@@ -32,23 +32,6 @@ awaitable<bool> poll_until(Pred pred, std::chrono::milliseconds limit) {
   co_return true;
 }
 
-/// A wake-up for the measuring coroutine: callbacks notify, the coroutine re-checks.
-struct waker {
-  explicit waker(asio::any_io_executor ex) : t(std::move(ex), clock_type::time_point::max()) {}
-
-  void notify() { t.cancel(); }
-
-  template <class Pred>
-  awaitable<void> until(Pred pred) {
-    while (!pred()) {
-      t.expires_at(clock_type::time_point::max());
-      co_await t.async_wait(use_nothrow);
-    }
-  }
-
-  asio::steady_timer t;
-};
-
 awaitable<std::string> body(args a, p2p::peer_manager& mgr) {
   const std::size_t peers = static_cast<std::size_t>(a.num("peers", 1));
   const std::chrono::seconds setup_limit(std::min<long>(time_limit_s(a), 60));

@@ -21,22 +21,6 @@ using asio::ip::tcp;
 
 namespace {
 
-struct waker {
-  explicit waker(asio::any_io_executor ex) : t(std::move(ex), clock_type::time_point::max()) {}
-
-  void notify() { t.cancel(); }
-
-  template <class Pred>
-  awaitable<void> until(Pred pred) {
-    while (!pred()) {
-      t.expires_at(clock_type::time_point::max());
-      co_await t.async_wait(use_nothrow);
-    }
-  }
-
-  asio::steady_timer t;
-};
-
 awaitable<void> sleep_ms(int ms) {
   asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
   co_await t.async_wait(use_nothrow);
