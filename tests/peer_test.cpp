@@ -37,6 +37,12 @@ struct peer_pair {
   std::shared_ptr<p2p::peer> in;
 };
 
+/// The peer's state, read on its strand.
+asio::awaitable<std::string> state_on_strand(std::shared_ptr<p2p::peer> p) {
+  auto read = [p]() -> asio::awaitable<std::string> { co_return p->state(); };
+  co_return co_await asio::co_spawn(p->get_executor(), std::move(read), asio::use_awaitable);
+}
+
 asio::awaitable<peer_pair> connect_pair(asio::io_context& io, p2p::peer_options out_opts = {},
                                         p2p::peer_options in_opts = {}) {
   auto acceptor = p2p::test::listen_on(io.get_executor());
@@ -47,7 +53,14 @@ asio::awaitable<peer_pair> connect_pair(asio::io_context& io, p2p::peer_options 
   auto sock = co_await std::move(accept);
   auto in = p2p::peer::inbound(strand_of(io), std::move(sock), in_opts);
   in->start();
-  CO_REQUIRE(co_await eventually([&] { return in->state() == "connected"; }));
+  // state() is strand-only; with several io threads, read it there.
+  std::string state;
+  for (int i = 0; i < 1000; ++i) {
+    state = co_await state_on_strand(in);
+    if (state == "connected") break;
+    co_await sleep_for(5ms);
+  }
+  REQUIRE(state == "connected");
   co_return peer_pair{out, in};
 }
 
