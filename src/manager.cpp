@@ -56,7 +56,7 @@ std::string lower(std::string_view s) {
 }  // namespace
 
 /// The manager's state; every member runs on `strand_`.
-class manager_impl : public std::enable_shared_from_this<manager_impl> {
+class manager_impl : public std::enable_shared_from_this<manager_impl>, public peer_observer {
  public:
   manager_impl(asio::any_io_executor ex, manager_options opts)
       : strand_(asio::make_strand(std::move(ex))),
@@ -65,6 +65,14 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
         status_timer_(strand_),
         all_closed_(strand_, time_point::max()),
         rng_(std::random_device{}()) {}
+
+  manager_impl(const manager_impl&) = delete;
+  manager_impl& operator=(const manager_impl&) = delete;
+
+  ~manager_impl() {
+    // Peers may outlive the manager (the application holds them): stop reporting to it.
+    for (auto& [id, e] : active_) e.p->observer_ = nullptr;
+  }
 
   // ---- clock and bars ----
 
@@ -169,7 +177,6 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
 
   struct entry {
     std::shared_ptr<peer> p;
-    std::vector<subscription> subs;
     bool counted_inbound = false;
     std::string inbound_addr;
   };
@@ -181,21 +188,24 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
         strand_, [p]() -> asio::awaitable<void> { co_await p->connect(); }, rethrow{});
   }
 
+  /// Follows p's events (peer_observer) until it closes or the manager goes.
   void track(const std::shared_ptr<peer>& p) {
-    entry e{p, {}, false, {}};
-    peer* raw = p.get();  // subscriptions live in active_, so raw pointers cannot dangle
-    auto& ev = raw->events();
-    e.subs.push_back(ev.connect.subscribe([this, raw] { on_connect(raw->shared_from_this()); }));
-    e.subs.push_back(ev.error.subscribe(
-        [this, raw](const error_code& ec) { on_error(raw->shared_from_this(), ec); }));
-    e.subs.push_back(
-        ev.end.subscribe([this, raw] { events_.peer_end.emit(raw->shared_from_this()); }));
-    e.subs.push_back(ev.message.subscribe(
-        [this, raw](const message& m) { events_.emit_message(raw->shared_from_this(), m); }));
-    e.subs.push_back(ev.report.subscribe([this](const p2p::report& r) { events_.report.emit(r); }));
-    e.subs.push_back(ev.close.subscribe([this, raw] { on_close(raw->shared_from_this()); }));
-    active_.emplace(p->id(), std::move(e));
+    if (active_.emplace(p->id(), entry{p, false, {}}).second) p->observer_ = this;
   }
+
+  void on_peer_connect(peer& p) override { on_connect(p.shared_from_this()); }
+
+  void on_peer_error(peer& p, const error_code& ec) override { on_error(p.shared_from_this(), ec); }
+
+  void on_peer_end(peer& p) override { events_.peer_end.emit(p.shared_from_this()); }
+
+  void on_peer_message(peer& p, const message& m) override {
+    events_.emit_message(p.shared_from_this(), m);
+  }
+
+  void on_peer_report(const p2p::report& r) override { events_.report.emit(r); }
+
+  void on_peer_close(peer& p) override { on_close(p.shared_from_this()); }
 
   void on_connect(const std::shared_ptr<peer>& p) {
     if (state_ == "launching") set_state("running");
@@ -268,7 +278,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl> {
           h != inbound_per_host_.end() && --h->second == 0)
         inbound_per_host_.erase(h);
     }
-    // Dropping the entry unsubscribes; we are inside p's close emit, which allows that.
+    p->observer_ = nullptr;
     active_.erase(it);
     report(severity::info,
            fmt::format("peer {} removed; {} active", p->remote().to_string(), active_.size()));

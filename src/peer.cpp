@@ -33,6 +33,9 @@ namespace {
 constexpr std::size_t max_frames_per_write = 64;
 constexpr std::size_t max_bytes_per_write = 256 * 1024;
 
+/// Send-queue slots kept after the queue drains (more are released: idle peers stay small).
+constexpr std::size_t kept_queue_capacity = 8;
+
 /// Bounds on the messages kept for receive() that no waiter claimed.
 constexpr std::size_t max_inbox_messages = 16;
 constexpr std::size_t max_inbox_bytes = 256 * 1024;
@@ -145,7 +148,10 @@ std::shared_ptr<peer> peer::outbound(executor_type strand, host remote, peer_opt
   if (remote.name.empty() || remote.port == 0)
     throw std::invalid_argument(
         fmt::format("p2p: outbound peer needs a host and a port, got '{}'", remote.to_string()));
-  tcp::socket socket(strand);
+  // I/O objects use the strand's inner executor: handlers still run on the strand (the
+  // coroutines' executor), and an io_context executor fits in any_io_executor's small
+  // buffer where a strand would be copied to the heap.
+  tcp::socket socket(strand.get_inner_executor());
   return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
                                 std::move(socket), false, std::move(opts));
 }
@@ -158,7 +164,7 @@ std::shared_ptr<peer> peer::inbound(executor_type strand, tcp::socket socket, pe
   host remote{ep.address().to_string(), ep.port()};
   // Re-home the accepted descriptor onto the strand so every handler runs there.
   auto protocol = ep.protocol();
-  tcp::socket homed(strand, protocol, socket.release());
+  tcp::socket homed(strand.get_inner_executor(), protocol, socket.release());
   return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
                                 std::move(homed), true, std::move(opts));
 }
@@ -172,11 +178,7 @@ peer::peer(private_tag, executor_type strand, host remote, tcp::socket socket, b
       opts_(std::move(opts)),
       id_(uuid_for(remote_)),
       last_seen_(clock_type::now()),
-      decoder_(opts_.magic, opts_.max_message_size),
-      writer_wake_(strand_, clock_type::time_point::max()),
-      written_wake_(strand_, clock_type::time_point::max()),
-      closed_wake_(strand_, clock_type::time_point::max()),
-      disconnect_timer_(strand_) {
+      decoder_(opts_.magic, opts_.max_message_size) {
   if (inbound_) {
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -227,7 +229,9 @@ std::optional<property> peer::get(std::string_view name) const {
 }
 
 void peer::emit_report(severity level, std::string text) {
-  events_.report.emit(p2p::report{level, fmt::format("peer {}: {}", remote_.to_string(), text)});
+  p2p::report r{level, fmt::format("peer {}: {}", remote_.to_string(), text)};
+  if (observer_) observer_->on_peer_report(r);
+  events_.report.emit(r);
 }
 
 // ---- connecting ----------------------------------------------------------------------
@@ -265,7 +269,7 @@ asio::awaitable<error_code> peer::connect_on_strand() {
   if (ec) {
     if (!is_own_close(ec) && !error_reported_) {
       error_reported_ = true;
-      events_.error.emit(ec);
+      emit_error(ec);
     }
     finish(ec);
     co_return ec;
@@ -293,23 +297,35 @@ void peer::on_connected() {
   last_seen_ = clock_type::now();
   running_ = true;
   set_state("connected");
+  if (observer_) observer_->on_peer_connect(*this);
   events_.connect.emit();
-  auto self = shared_from_this();
-  asio::co_spawn(
-      strand_, [self] { return self->run(); }, detail::rethrow{});
+  if (closed_ || !socket_.is_open()) {
+    finish(make_error_code(asio::error::operation_aborted));
+    return;
+  }
+  // The reader runs for the peer's life and finishes it. The writer runs only while there
+  // is something to write (an idle peer holds one coroutine, not two and a wake-up timer);
+  // a write error closes the socket, which ends the reader.
+  asio::co_spawn(strand_, read_loop(),
+                 [self = shared_from_this()](std::exception_ptr e, error_code ec) {
+                   self->finish(self->end_error_ ? self->end_error_ : ec);
+                   if (e) std::rethrow_exception(e);
+                 });
+  if (!writing_ && queue_head_ != queue_.size()) start_writer();
 }
 
 // ---- the loops -----------------------------------------------------------------------
 
-asio::awaitable<void> peer::run() {
-  using namespace asio::experimental::awaitable_operators;
-  auto self = shared_from_this();
-  if (closed_ || !socket_.is_open()) {
-    finish(make_error_code(asio::error::operation_aborted));
-    co_return;
-  }
-  auto why = co_await (read_loop() || write_loop());
-  finish(std::visit([](error_code ec) { return ec; }, why));
+void peer::end_with(error_code ec) {
+  if (!end_error_) end_error_ = ec;
+  error_code ig;
+  socket_.close(ig);
+}
+
+void peer::start_writer() {
+  writing_ = true;
+  asio::co_spawn(
+      strand_, [self = shared_from_this()] { return self->write_loop(); }, detail::rethrow{});
 }
 
 asio::awaitable<error_code> peer::read_loop() {
@@ -339,6 +355,7 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
         garbage_run_ = 0;
         claimed_ = false;
         try {
+          if (observer_) observer_->on_peer_message(*this, ev->msg);
           events_.emit_message(ev->msg);
         } catch (const std::exception& e) {
           emit_report(severity::error,
@@ -378,28 +395,23 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
   return {};
 }
 
-asio::awaitable<error_code> peer::write_loop() {
+asio::awaitable<void> peer::write_loop() {
+  // writing_ is cleared in the same step that decides to stop, so an enqueue() after that
+  // starts a new writer instead of leaving its frame behind.
   std::vector<asio::const_buffer> bufs;
-  for (;;) {
-    if (queue_.empty()) {
-      if (closing_) {
-        // Flushed: half-close and let the reader wait for the remote's close (the
-        // disconnect watchdog bounds the wait).
-        error_code ig;
-        socket_.shutdown(tcp::socket::shutdown_send, ig);
-        co_await writer_wake_.async_wait(use_nothrow);
-        co_return make_error_code(asio::error::operation_aborted);
-      }
-      co_await writer_wake_.async_wait(use_nothrow);
-      auto cs = co_await asio::this_coro::cancellation_state;
-      if (cs.cancelled() != asio::cancellation_type::none || closed_)
-        co_return make_error_code(asio::error::operation_aborted);
-      continue;
+  while (!closed_ && socket_.is_open()) {
+    if (queue_head_ == queue_.size()) {
+      writing_ = false;
+      // Flushed while disconnecting: half-close and let the reader wait for the remote's
+      // close (the disconnect watchdog bounds the wait).
+      if (closing_) shutdown_send();
+      co_return;
     }
     bufs.clear();
     std::size_t bytes = 0;
     std::size_t count = 0;
-    for (const auto& f : queue_) {
+    for (std::size_t i = queue_head_; i < queue_.size(); ++i) {
+      const auto& f = queue_[i];
       if (count == max_frames_per_write || (count > 0 && bytes + f.size() > max_bytes_per_write))
         break;
       bufs.emplace_back(f.data(), f.size());
@@ -407,15 +419,34 @@ asio::awaitable<error_code> peer::write_loop() {
       ++count;
     }
     auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
-    if (ec) co_return ec;
+    if (closed_) break;  // finish() emptied the queue
+    if (ec) {
+      writing_ = false;
+      if (!is_own_close(ec)) end_with(ec);
+      co_return;
+    }
     for (std::size_t i = 0; i < count; ++i) {
-      queued_bytes_ -= queue_.front().size();
-      queue_.pop_front();
+      queued_bytes_ -= queue_[queue_head_].size();
+      queue_[queue_head_++] = shared_bytes();
+    }
+    if (queue_head_ == queue_.size()) {
+      queue_head_ = 0;
+      queue_.clear();
+      if (queue_.capacity() > kept_queue_capacity) queue_.shrink_to_fit();
+    } else if (queue_head_ >= max_frames_per_write && 2 * queue_head_ >= queue_.size()) {
+      // Never drained (a steady stream): drop the written slots so the vector stays bounded.
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+      queue_head_ = 0;
     }
     written_seq_ += count;
-    if (queue_.empty()) queue_.shrink_to_fit();
-    written_wake_.cancel();
+    wake_waiters();
   }
+  writing_ = false;
+}
+
+void peer::shutdown_send() {
+  error_code ig;
+  socket_.shutdown(tcp::socket::shutdown_send, ig);
 }
 
 // ---- sending -------------------------------------------------------------------------
@@ -433,7 +464,7 @@ void peer::enqueue(shared_bytes frame) {
   queued_bytes_ += frame.size();
   queue_.push_back(std::move(frame));
   ++enqueued_seq_;
-  writer_wake_.cancel();
+  if (running_ && !writing_) start_writer();
 }
 
 void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {
@@ -464,7 +495,7 @@ asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
   const std::uint64_t seq = enqueued_seq_;
   while (written_seq_ < seq) {
     if (closed_) co_return make_error_code(error::peer_closed);
-    co_await written_wake_.async_wait(use_nothrow);
+    co_await waiters_wake().async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none)
       co_return make_error_code(asio::error::operation_aborted);
@@ -488,10 +519,10 @@ asio::awaitable<std::optional<message>> peer::receive(std::string command,
 void peer::keep_for_receive(message m) {
   inbox_bytes_ += m.payload.size();
   inbox_.push_back(std::move(m));
-  while (inbox_.size() > max_inbox_messages || inbox_bytes_ > max_inbox_bytes) {
-    inbox_bytes_ -= inbox_.front().payload.size();
-    inbox_.pop_front();
-  }
+  std::size_t drop = 0;
+  while (inbox_.size() - drop > max_inbox_messages || inbox_bytes_ > max_inbox_bytes)
+    inbox_bytes_ -= inbox_[drop++].payload.size();
+  inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(drop));
 }
 
 asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string command,
@@ -550,22 +581,22 @@ void peer::start_disconnect() {
   }
   closing_ = true;
   set_state("disconnecting");
-  disconnect_timer_.expires_after(opts_.disconnect_timeout);
+  disconnect_timer_ =
+      std::make_unique<asio::steady_timer>(strand_.get_inner_executor(), opts_.disconnect_timeout);
   auto self = shared_from_this();
   asio::co_spawn(
       strand_, [self] { return self->disconnect_watchdog(); }, detail::rethrow{});
-  writer_wake_.cancel();
-  written_wake_.cancel();
+  if (!writing_) shutdown_send();  // else the writer does once the queue is flushed
+  wake_waiters();
 }
 
 asio::awaitable<void> peer::disconnect_watchdog() {
-  auto [ec] = co_await disconnect_timer_.async_wait(use_nothrow);
+  auto [ec] = co_await disconnect_timer_->async_wait(use_nothrow);
   if (ec || closed_) co_return;
   emit_report(severity::notice, fmt::format("graceful disconnect took longer than {} ms; closing",
                                             opts_.disconnect_timeout.count()));
   error_code ig;
   socket_.close(ig);
-  writer_wake_.cancel();
 }
 
 void peer::destroy() {
@@ -589,11 +620,10 @@ void peer::fail_on_strand(error_code ec) {
   stop_requested_ = true;
   if (ec && !is_own_close(ec) && !error_reported_) {
     error_reported_ = true;
-    events_.error.emit(ec);
+    emit_error(ec);
   }
   error_code ig;
   socket_.close(ig);
-  writer_wake_.cancel();
   // Running loops end on the closed socket and call finish(); otherwise finish here.
   if (!running_ && !connecting_) finish(ec);
 }
@@ -605,23 +635,40 @@ void peer::finish(error_code ec) {
   open_ = false;
   error_code ig;
   socket_.close(ig);
-  disconnect_timer_.cancel();
-  queue_.clear();
-  queue_.shrink_to_fit();
+  if (disconnect_timer_) disconnect_timer_->cancel();
+  queue_ = {};
+  queue_head_ = 0;
   queued_bytes_ = 0;
-  inbox_.clear();
+  inbox_ = {};
   inbox_bytes_ = 0;
   auto self = shared_from_this();  // callbacks below may drop the last outside reference
   if (was_open && ec == asio::error::eof) {
+    if (observer_) observer_->on_peer_end(*this);
     events_.end.emit();
   } else if (ec && !is_own_close(ec) && !closing_ && !error_reported_) {
     error_reported_ = true;
-    events_.error.emit(ec);
+    emit_error(ec);
   }
   set_state("closed");
+  if (observer_) observer_->on_peer_close(*this);
   events_.close.emit();
-  closed_wake_.cancel();
-  written_wake_.cancel();
+  wake_waiters();
+}
+
+void peer::emit_error(const error_code& ec) {
+  if (observer_) observer_->on_peer_error(*this, ec);
+  events_.error.emit(ec);
+}
+
+asio::steady_timer& peer::waiters_wake() {
+  if (!waiters_wake_)
+    waiters_wake_ = std::make_unique<asio::steady_timer>(strand_.get_inner_executor(),
+                                                         clock_type::time_point::max());
+  return *waiters_wake_;
+}
+
+void peer::wake_waiters() {
+  if (waiters_wake_) waiters_wake_->cancel();
 }
 
 asio::awaitable<void> peer::wait_closed() {
@@ -632,7 +679,7 @@ asio::awaitable<void> peer::wait_closed() {
 
 asio::awaitable<void> peer::wait_closed_on_strand() {
   while (!closed_) {
-    co_await closed_wake_.async_wait(use_nothrow);
+    co_await waiters_wake().async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none) co_return;
   }

@@ -19,7 +19,6 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +27,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <variant>
+#include <vector>
 
 namespace p2p {
 
@@ -130,7 +130,32 @@ struct peer_events {
   std::map<std::string, signal<p2p::message>, std::less<>> commands_;
 };
 
-/// One TCP peer: a coroutine reads frames in a loop, another drains the send queue.
+class peer;
+
+namespace detail {
+
+class manager_impl;
+
+/// Internal: how a manager follows its peers, with one pointer per peer rather than a
+/// subscription (a heap slot and a std::function) per event. Called on the strand, before
+/// the peer's own signals.
+class peer_observer {
+ public:
+  virtual void on_peer_connect(peer& p) = 0;
+  virtual void on_peer_error(peer& p, const boost::system::error_code& ec) = 0;
+  virtual void on_peer_end(peer& p) = 0;
+  virtual void on_peer_message(peer& p, const message& m) = 0;
+  virtual void on_peer_report(const report& r) = 0;
+  virtual void on_peer_close(peer& p) = 0;
+
+ protected:
+  ~peer_observer() = default;
+};
+
+}  // namespace detail
+
+/// One TCP peer: a coroutine reads frames in a loop; another drains the send queue while
+/// there is something to send.
 ///
 /// States: "new" → "connecting" → "connected" → "disconnecting" → "closed"; any other
 /// value is the application's. Properties are named values; "state" is one of them.
@@ -276,9 +301,14 @@ class peer : public std::enable_shared_from_this<peer> {
       std::string command, std::chrono::milliseconds timeout);
   boost::asio::awaitable<void> wait_closed_on_strand();
   boost::asio::awaitable<void> disconnect_watchdog();
-  boost::asio::awaitable<void> run();
   boost::asio::awaitable<boost::system::error_code> read_loop();
-  boost::asio::awaitable<boost::system::error_code> write_loop();
+  boost::asio::awaitable<void> write_loop();
+  void start_writer();
+  void shutdown_send();
+  void end_with(boost::system::error_code ec);
+  boost::asio::steady_timer& waiters_wake();
+  void emit_error(const boost::system::error_code& ec);
+  void wake_waiters();
   boost::system::error_code dispatch(std::span<const std::uint8_t> bytes);
   void on_connected();
   void enqueue(shared_bytes frame);
@@ -303,27 +333,35 @@ class peer : public std::enable_shared_from_this<peer> {
   std::size_t garbage_run_ = 0;
   std::uint64_t frames_received_ = 0;
 
-  std::deque<shared_bytes> queue_;
+  // The send queue: frames from queue_head_ on are unwritten (a vector, not a deque: an
+  // empty deque still holds a 512-byte block, and most peers are idle).
+  std::vector<shared_bytes> queue_;
+  std::size_t queue_head_ = 0;
   std::size_t queued_bytes_ = 0;
   std::uint64_t enqueued_seq_ = 0;
   std::uint64_t written_seq_ = 0;
 
-  bool connecting_ = false;      // connect() in progress
-  bool running_ = false;         // run() spawned
-  bool open_ = false;            // connection up
-  bool closing_ = false;         // graceful disconnect started
-  bool closed_ = false;          // finished; terminal
+  bool connecting_ = false;              // connect() in progress
+  bool running_ = false;                 // the reader spawned
+  bool writing_ = false;                 // a writer coroutine is running
+  boost::system::error_code end_error_;  // a write error that closed the socket
+  bool open_ = false;                    // connection up
+  bool closing_ = false;                 // graceful disconnect started
+  bool closed_ = false;                  // finished; terminal
   bool stop_requested_ = false;  // destroy()/fail() called: a connect in flight must not win
   bool error_reported_ = false;
-  boost::asio::steady_timer writer_wake_;   // parked at max: notified by cancel()
-  boost::asio::steady_timer written_wake_;  // parked at max: send_and_wait waiters
-  boost::asio::steady_timer closed_wake_;   // parked at max: wait_closed waiters
-  boost::asio::steady_timer disconnect_timer_;
-  std::deque<message> inbox_;  // unclaimed messages kept for receive(), bounded
+  // Made on first use (an idle peer should cost little). waiters_wake_ is parked at
+  // time_point::max() and cancelled as a wake-up.
+  std::unique_ptr<boost::asio::steady_timer> waiters_wake_;  // send_and_wait, wait_closed
+  std::unique_ptr<boost::asio::steady_timer> disconnect_timer_;
+  std::vector<message> inbox_;  // unclaimed messages kept for receive(), bounded
   std::size_t inbox_bytes_ = 0;
   bool inbox_on_ = false;  // set by the first receive()
   bool claimed_ = false;   // a receive() took the message being dispatched
   peer_events events_;
+  detail::peer_observer* observer_ = nullptr;  // the owning manager, if any
+
+  friend class detail::manager_impl;
 };
 
 }  // namespace p2p
