@@ -17,7 +17,6 @@ namespace p2p {
 
 namespace {
 
-
 /// Largest payload a frame's u32 length field can declare.
 constexpr std::size_t max_frame_payload = std::numeric_limits<std::uint32_t>::max();
 
@@ -115,15 +114,15 @@ shared_bytes encode_frame(std::uint32_t magic, std::string_view command,
     throw std::invalid_argument(
         fmt::format("p2p: payload of {} bytes for command '{}' is above the frame limit of {}",
                     payload.size(), command, max_frame_payload));
-  // Zero-filled, which is also the command's NUL padding.
-  std::vector<std::uint8_t> frame(header_size + payload.size());
-  put_le32(frame.data(), magic);
-  std::memcpy(frame.data() + 4, command.data(), command.size());
-  put_le32(frame.data() + 16, static_cast<std::uint32_t>(payload.size()));
-  const auto sum = checksum(payload);
-  std::copy(sum.begin(), sum.end(), frame.begin() + 20);
-  std::copy(payload.begin(), payload.end(), frame.begin() + header_size);
-  return shared_bytes(std::move(frame));
+  return shared_bytes::make(header_size + payload.size(), [&](std::span<std::uint8_t> frame) {
+    put_le32(frame.data(), magic);
+    std::memset(frame.data() + 4, 0, command_size);  // the command's NUL padding
+    std::memcpy(frame.data() + 4, command.data(), command.size());
+    put_le32(frame.data() + 16, static_cast<std::uint32_t>(payload.size()));
+    const auto sum = checksum(payload);
+    std::copy(sum.begin(), sum.end(), frame.begin() + 20);
+    if (!payload.empty()) std::memcpy(frame.data() + header_size, payload.data(), payload.size());
+  });
 }
 
 decoder::decoder(std::uint32_t magic, std::size_t max_message_size)
@@ -137,6 +136,8 @@ std::size_t decoder::buffered() const noexcept {
 
 std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) {
   if (failed_) return std::nullopt;
+  if (!in_payload_ && header_len_ == 0 && pending_garbage_ == 0 && input.size() >= header_size)
+    if (auto ev = whole_frame(input)) return ev;
   for (;;) {
     if (!in_payload_) {
       if (header_len_ < magic_bytes_.size() && !match_magic(input)) break;
@@ -164,6 +165,32 @@ std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) 
   }
   if (pending_garbage_ > 0) return take_garbage();
   return std::nullopt;
+}
+
+std::optional<decode_event> decoder::whole_frame(std::span<const std::uint8_t>& input) {
+  // The common case, parsed in place: a frame starts the input and all of it is there.
+  // Anything else (garbage, a bad command, a limit, a partial frame) takes the general path,
+  // which gives the same events byte for byte (the fuzzer checks split against whole input).
+  const std::uint8_t* h = input.data();
+  if (!std::equal(magic_bytes_.begin(), magic_bytes_.end(), h)) return std::nullopt;
+  const std::uint32_t length = get_le32(h + 16);
+  if (length > max_message_size_ || input.size() - header_size < length) return std::nullopt;
+  const std::span<const std::uint8_t, command_size> field(h + 4, command_size);
+  const std::size_t text_len = command_length(field);
+  if (text_len == 0) return std::nullopt;
+  const auto payload = input.subspan(header_size, length);
+  decode_event ev;
+  ev.msg.command.assign(reinterpret_cast<const char*>(field.data()), text_len);
+  ev.count = length;
+  const auto sum = checksum(payload);
+  if (std::equal(sum.begin(), sum.end(), h + 20)) {
+    ev.what = decode_event::kind::message;
+    ev.msg.payload = shared_bytes::copy(payload);
+  } else {
+    ev.what = decode_event::kind::bad_checksum;
+  }
+  input = input.subspan(header_size + length);
+  return ev;
 }
 
 bool decoder::match_magic(std::span<const std::uint8_t>& input) noexcept {

@@ -1,18 +1,25 @@
 #include <p2p/message.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace p2p {
 
 shared_bytes::shared_bytes(std::vector<std::uint8_t> bytes)
-    : bytes_(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes))) {}
+    : shared_bytes(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes))) {}
 
-shared_bytes::shared_bytes(std::shared_ptr<const std::vector<std::uint8_t>> bytes) noexcept
-    : bytes_(std::move(bytes)) {}
+shared_bytes::shared_bytes(std::shared_ptr<const std::vector<std::uint8_t>> bytes) noexcept {
+  if (!bytes || bytes->empty()) return;
+  size_ = bytes->size();
+  const std::uint8_t* first = bytes->data();
+  bytes_ = std::shared_ptr<const std::uint8_t>(std::move(bytes), first);  // aliasing
+}
 
 shared_bytes shared_bytes::copy(std::span<const std::uint8_t> bytes) {
-  return shared_bytes(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  return make(bytes.size(), [&](std::span<std::uint8_t> out) {
+    std::memcpy(out.data(), bytes.data(), bytes.size());
+  });
 }
 
 shared_bytes shared_bytes::copy(std::string_view text) {

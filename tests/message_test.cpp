@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,23 @@ TEST_CASE("shared_bytes: copy() makes an independent buffer", "[message]") {
   source[0] = 9;
   CHECK(b.data() != source.data());
   CHECK(b.hex() == "010203");
+}
+
+TEST_CASE("shared_bytes: make() hands the new bytes to fill once", "[message]") {
+  int calls = 0;
+  const auto b = p2p::shared_bytes::make(3, [&](std::span<std::uint8_t> out) {
+    ++calls;
+    REQUIRE(out.size() == 3);
+    out[0] = 0xde;
+    out[1] = 0xad;
+    out[2] = 0x01;
+  });
+  CHECK(calls == 1);
+  CHECK(b.hex() == "dead01");
+  const auto empty = p2p::shared_bytes::make(0, [&](std::span<std::uint8_t>) { ++calls; });
+  CHECK(calls == 1);  // nothing to fill
+  CHECK(empty.data() == nullptr);
+  CHECK(empty.empty());
 }
 
 TEST_CASE("shared_bytes: equality compares contents", "[message]") {

@@ -94,6 +94,7 @@ class decoder {
   bool match_magic(std::span<const std::uint8_t>& input) noexcept;
   void drop_held_byte() noexcept;
   void add_garbage(std::size_t n) noexcept;
+  std::optional<decode_event> whole_frame(std::span<const std::uint8_t>& input);
   std::optional<decode_event> finish_header();
   decode_event finish_payload();
   decode_event take_garbage();

@@ -108,16 +108,21 @@ class signal {
 
     struct guard {
       signal* self;
+      bool saw_dead = false;
 
       ~guard() {
-        if (--self->depth_ == 0) self->compact();
+        if (--self->depth_ == 0 && saw_dead) self->compact();
       }
     } g{this};
 
     for (std::size_t i = 0; i < n; ++i) {
-      // Copy the pointer: a callback may subscribe and so reallocate slots_.
-      std::shared_ptr<slot> s = slots_[i];
-      if (s->active) s->fn(args...);
+      // Index, and a raw pointer: a callback may subscribe (reallocating slots_) or
+      // unsubscribe, but slots are only erased at depth 0, so the slot outlives the call.
+      slot* s = slots_[i].get();
+      if (s->active)
+        s->fn(args...);
+      else
+        g.saw_dead = true;
     }
   }
 

@@ -52,15 +52,21 @@ boost::system::result<host, host_error> parse_host(std::string_view text,
 struct host_entry {
   /// A "host:port" / "[v6]:port" / bare host string.
   host_entry(const char* text) : text(text ? text : "") {}
+
   /// A "host:port" / "[v6]:port" / bare host string.
   host_entry(std::string text) : text(std::move(text)) {}
+
   /// A "host:port" / "[v6]:port" / bare host string.
   host_entry(std::string_view text) : text(text) {}
+
   /// A (host, port) pair; the port is checked when the list is used.
   host_entry(std::string_view name, long long port) : text(name), port(port) {}
+
   /// A (host, port) pair.
   template <class S, class I>
-  host_entry(const std::pair<S, I>& p) : host_entry(std::string_view(p.first), (long long)p.second) {}
+  host_entry(const std::pair<S, I>& p)
+      : host_entry(std::string_view(p.first), (long long)p.second) {}
+
   /// A {host, port} record.
   host_entry(const host& h) : text(h.name), port(h.port) {}
 
@@ -75,18 +81,25 @@ class host_list {
  public:
   /// The empty list.
   host_list() = default;
+
   /// A single "host:port" string.
   host_list(const char* one) : entries_{host_entry(one)} {}
+
   /// A single "host:port" string.
   host_list(std::string one) : entries_{host_entry(std::move(one))} {}
+
   /// A single record.
   host_list(const host& one) : entries_{host_entry(one)} {}
+
   /// A list of entries of any form.
   host_list(std::initializer_list<host_entry> entries) : entries_(entries) {}
+
   /// A list of entries of any form.
   host_list(std::vector<host_entry> entries) : entries_(std::move(entries)) {}
+
   /// A list of strings.
   host_list(const std::vector<std::string>& entries) : entries_(entries.begin(), entries.end()) {}
+
   /// A list of records.
   host_list(const std::vector<host>& entries) : entries_(entries.begin(), entries.end()) {}
 

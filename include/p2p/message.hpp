@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace p2p {
@@ -35,11 +36,25 @@ class shared_bytes {
   /// Copies the characters of `text` into a new buffer.
   static shared_bytes copy(std::string_view text);
 
+  /// A new buffer of `size` bytes, written once by `fill(std::span<std::uint8_t>)` before
+  /// it is shared; one allocation holds the bytes and the reference count.
+  template <class Fill>
+  static shared_bytes make(std::size_t size, Fill&& fill) {
+    shared_bytes out;
+    if (size == 0) return out;
+    auto block = std::make_shared_for_overwrite<std::uint8_t[]>(size);
+    std::forward<Fill>(fill)(std::span<std::uint8_t>(block.get(), size));
+    const std::uint8_t* first = block.get();
+    out.bytes_ = std::shared_ptr<const std::uint8_t>(std::move(block), first);
+    out.size_ = size;
+    return out;
+  }
+
   /// Pointer to the first byte (nullptr when empty).
-  const std::uint8_t* data() const noexcept { return bytes_ ? bytes_->data() : nullptr; }
+  const std::uint8_t* data() const noexcept { return bytes_.get(); }
 
   /// Number of bytes.
-  std::size_t size() const noexcept { return bytes_ ? bytes_->size() : 0; }
+  std::size_t size() const noexcept { return size_; }
 
   /// True when there are no bytes.
   bool empty() const noexcept { return size() == 0; }
@@ -48,9 +63,7 @@ class shared_bytes {
   std::span<const std::uint8_t> span() const noexcept { return {data(), size()}; }
 
   /// The bytes viewed as characters.
-  std::string_view view() const noexcept {
-    return {reinterpret_cast<const char*>(data()), size()};
-  }
+  std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data()), size()}; }
 
   /// Lower-case hexadecimal rendering of the bytes.
   std::string hex() const;
@@ -65,7 +78,9 @@ class shared_bytes {
   friend bool operator==(const shared_bytes& a, const shared_bytes& b) noexcept;
 
  private:
-  std::shared_ptr<const std::vector<std::uint8_t>> bytes_;
+  // Points into whatever owns the bytes (a vector, or the single block copy() makes).
+  std::shared_ptr<const std::uint8_t> bytes_;
+  std::size_t size_ = 0;
 };
 
 /// Views the characters of `text` as bytes (no copy), e.g. `peer->send("hi", as_bytes("x"))`.
