@@ -245,6 +245,13 @@ asio::awaitable<error_code> peer::connect() {
 }
 
 asio::awaitable<error_code> peer::resolve_and_connect() {
+  // An address needs no resolver (whose getaddrinfo runs on a thread of its own).
+  error_code aec;
+  const auto address = asio::ip::make_address(remote_.name, aec);
+  if (!aec) {
+    auto [cec] = co_await socket_.async_connect(tcp::endpoint(address, remote_.port), use_nothrow);
+    co_return cec;
+  }
   tcp::resolver resolver(strand_);
   auto [rec, results] =
       co_await resolver.async_resolve(remote_.name, std::to_string(remote_.port), use_nothrow);
