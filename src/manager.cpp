@@ -199,8 +199,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   void on_peer_end(peer& p) override { events_.peer_end.emit(p.shared_from_this()); }
 
-  void on_peer_message(peer& p, const message& m) override {
-    events_.emit_message(p.shared_from_this(), m);
+  void on_peer_message(const std::shared_ptr<peer>& p, const message& m) override {
+    events_.emit_message(p, m);
   }
 
   void on_peer_report(const p2p::report& r) override { events_.report.emit(r); }

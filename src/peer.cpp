@@ -33,6 +33,9 @@ namespace {
 constexpr std::size_t max_frames_per_write = 64;
 constexpr std::size_t max_bytes_per_write = 256 * 1024;
 
+/// Non-blocking writes per flush before yielding to other peers (fairness).
+constexpr int max_writes_per_flush = 4;
+
 /// Send-queue slots kept after the queue drains (more are released: idle peers stay small).
 constexpr std::size_t kept_queue_capacity = 8;
 
@@ -310,15 +313,16 @@ void peer::on_connected() {
     finish(make_error_code(asio::error::operation_aborted));
     return;
   }
-  // The reader runs for the peer's life and finishes it. The writer runs only while there
-  // is something to write (an idle peer holds one coroutine, not two and a wake-up timer);
-  // a write error closes the socket, which ends the reader.
+  // The reader runs for the peer's life and finishes it. Writes are made by a posted
+  // flush (write_now); a writer coroutine exists only while the socket is full (an idle
+  // peer holds one coroutine, not two and a wake-up timer). A write error closes the
+  // socket, which ends the reader.
   asio::co_spawn(strand_, read_loop(),
                  [self = shared_from_this()](std::exception_ptr e, error_code ec) {
                    self->finish(self->end_error_ ? self->end_error_ : ec);
                    if (e) std::rethrow_exception(e);
                  });
-  if (!writing_ && queue_head_ != queue_.size()) start_writer();
+  if (queue_head_ != queue_.size()) schedule_flush();
 }
 
 // ---- the loops -----------------------------------------------------------------------
@@ -329,13 +333,24 @@ void peer::end_with(error_code ec) {
   socket_.close(ig);
 }
 
-void peer::start_writer() {
-  writing_ = true;
-  asio::co_spawn(
-      strand_, [self = shared_from_this()] { return self->write_loop(); }, detail::rethrow{});
+void peer::schedule_flush() {
+  // Posted, so that every frame queued by the current handler goes out in one write.
+  if (!running_ || writing_ || flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    if (!self->writing_ && self->write_now() == write_result::blocked) {
+      self->writing_ = true;
+      asio::co_spawn(
+          self->strand_, [self] { return self->write_loop(); }, detail::rethrow{});
+    }
+  });
 }
 
 asio::awaitable<error_code> peer::read_loop() {
+  // Held for the loop's life and handed to the message observer: no reference count
+  // traffic per message.
+  const auto self = shared_from_this();
   for (;;) {
     auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     if (wec) co_return wec;
@@ -347,14 +362,14 @@ asio::awaitable<error_code> peer::read_loop() {
       if (ec) co_return ec;
       last_seen_ = clock_type::now();
       received_any_ = true;
-      if (auto err = dispatch({buf.data(), n})) co_return err;
+      if (auto err = dispatch(self, {buf.data(), n})) co_return err;
       if (closed_ || !socket_.is_open()) co_return make_error_code(asio::error::operation_aborted);
       if (n < buf.size()) break;
     }
   }
 }
 
-error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
+error_code peer::dispatch(const std::shared_ptr<peer>& self, std::span<const std::uint8_t> bytes) {
   while (auto ev = decoder_.next(bytes)) {
     switch (ev->what) {
       case decode_event::kind::message:
@@ -362,7 +377,7 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
         garbage_run_ = 0;
         claimed_ = false;
         try {
-          if (observer_) observer_->on_peer_message(*this, ev->msg);
+          if (observer_) observer_->on_peer_message(self, ev->msg);
           events_.emit_message(ev->msg);
         } catch (const std::exception& e) {
           emit_report(severity::error,
@@ -402,51 +417,80 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
   return {};
 }
 
-asio::awaitable<void> peer::write_loop() {
-  // writing_ is cleared in the same step that decides to stop, so an enqueue() after that
-  // starts a new writer instead of leaving its frame behind.
-  std::vector<asio::const_buffer> bufs;
-  while (!closed_ && socket_.is_open()) {
+peer::write_result peer::write_now() {
+  if (closed_ || !socket_.is_open()) return write_result::failed;
+  // Gathered per thread: the write below is synchronous (the socket is non-blocking).
+  static thread_local std::vector<asio::const_buffer> bufs;
+  for (int round = 0; round < max_writes_per_flush; ++round) {
     if (queue_head_ == queue_.size()) {
-      writing_ = false;
       // Flushed while disconnecting: half-close and let the reader wait for the remote's
       // close (the disconnect watchdog bounds the wait).
       if (closing_) shutdown_send();
-      co_return;
+      return write_result::drained;
     }
     bufs.clear();
     std::size_t bytes = 0;
-    std::size_t count = 0;
-    for (std::size_t i = queue_head_; i < queue_.size(); ++i) {
-      const auto& f = queue_[i];
-      if (count == max_frames_per_write || (count > 0 && bytes + f.size() > max_bytes_per_write))
-        break;
-      bufs.emplace_back(f.data(), f.size());
-      bytes += f.size();
-      ++count;
+    for (std::size_t i = queue_head_; i < queue_.size() && bufs.size() < max_frames_per_write;
+         ++i) {
+      const std::size_t skip = i == queue_head_ ? front_written_ : 0;
+      const std::size_t size = queue_[i].size() - skip;
+      if (!bufs.empty() && bytes + size > max_bytes_per_write) break;
+      bufs.emplace_back(queue_[i].data() + skip, size);
+      bytes += size;
     }
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
-    if (closed_) break;  // finish() emptied the queue
+    error_code ec;
+    const std::size_t n = socket_.write_some(bufs, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again)
+      return write_result::blocked;
     if (ec) {
-      writing_ = false;
       if (!is_own_close(ec)) end_with(ec);
-      co_return;
+      return write_result::failed;
     }
-    for (std::size_t i = 0; i < count; ++i) {
-      queued_bytes_ -= queue_[queue_head_].size();
-      queue_[queue_head_++] = shared_bytes();
+    consume_written(n);
+  }
+  return write_result::blocked;  // more to write: yield to other peers, then go on
+}
+
+void peer::consume_written(std::size_t n) {
+  std::size_t frames = 0;
+  while (n > 0) {
+    const std::size_t left = queue_[queue_head_].size() - front_written_;
+    if (n < left) {
+      front_written_ += n;
+      break;
     }
-    if (queue_head_ == queue_.size()) {
-      queue_head_ = 0;
-      queue_.clear();
-      if (queue_.capacity() > kept_queue_capacity) queue_.shrink_to_fit();
-    } else if (queue_head_ >= max_frames_per_write && 2 * queue_head_ >= queue_.size()) {
-      // Never drained (a steady stream): drop the written slots so the vector stays bounded.
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
-      queue_head_ = 0;
-    }
-    written_seq_ += count;
+    n -= left;
+    front_written_ = 0;
+    queued_bytes_ -= queue_[queue_head_].size();
+    queue_[queue_head_++] = shared_bytes();
+    ++frames;
+  }
+  if (queue_head_ == queue_.size()) {
+    queue_head_ = 0;
+    queue_.clear();
+    if (queue_.capacity() > kept_queue_capacity) queue_.shrink_to_fit();
+  } else if (queue_head_ >= max_frames_per_write && 2 * queue_head_ >= queue_.size()) {
+    // Never drained (a steady stream): drop the written slots so the vector stays bounded.
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+    queue_head_ = 0;
+  }
+  if (frames > 0) {
+    written_seq_ += frames;
     wake_waiters();
+  }
+}
+
+asio::awaitable<void> peer::write_loop() {
+  // Runs while the socket is full. writing_ is cleared in the same step that decides to
+  // stop, so an enqueue() after that schedules a flush instead of leaving its frame behind.
+  for (;;) {
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, use_nothrow);
+    if (closed_) break;
+    if (ec) {
+      if (!is_own_close(ec)) end_with(ec);
+      break;
+    }
+    if (write_now() != write_result::blocked) break;
   }
   writing_ = false;
 }
@@ -471,7 +515,7 @@ void peer::enqueue(shared_bytes frame) {
   queued_bytes_ += frame.size();
   queue_.push_back(std::move(frame));
   ++enqueued_seq_;
-  if (running_ && !writing_) start_writer();
+  schedule_flush();
 }
 
 void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {
@@ -593,7 +637,8 @@ void peer::start_disconnect() {
   auto self = shared_from_this();
   asio::co_spawn(
       strand_, [self] { return self->disconnect_watchdog(); }, detail::rethrow{});
-  if (!writing_) shutdown_send();  // else the writer does once the queue is flushed
+  // With frames still queued, the flush that sends the last of them half-closes.
+  if (!writing_ && !flush_posted_ && queue_head_ == queue_.size()) shutdown_send();
   wake_waiters();
 }
 
@@ -645,6 +690,7 @@ void peer::finish(error_code ec) {
   if (disconnect_timer_) disconnect_timer_->cancel();
   queue_ = {};
   queue_head_ = 0;
+  front_written_ = 0;
   queued_bytes_ = 0;
   inbox_ = {};
   inbox_bytes_ = 0;

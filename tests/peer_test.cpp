@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,31 @@ SCENARIO("peer: two peers exchange thousands of frames in order", "[peer]") {
         REQUIRE(in->frames_received() == count);
       }
     }
+    out->destroy();
+    in->destroy();
+  });
+}
+
+TEST_CASE("peer: a frame larger than the socket buffers arrives whole after partial writes",
+          "[peer]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto [out, in] = co_await connect_pair(io);
+    // 3 MB: many times a loopback socket's buffers, so the writer resumes mid-frame.
+    std::vector<std::uint8_t> payload(3'000'000);
+    for (std::size_t i = 0; i < payload.size(); ++i)
+      payload[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+    std::vector<p2p::shared_bytes> got;
+    auto sub = in->events().command("big").subscribe(
+        [&](const p2p::message& m) { got.push_back(m.payload); });
+    out->send("big", payload);
+    out->send("after", p2p::as_bytes("tail"));
+    auto after = co_await in->receive("after", 15s);
+    CO_REQUIRE(after.has_value());
+    REQUIRE(after->payload.view() == "tail");
+    REQUIRE(got.size() == 1);
+    REQUIRE(got.front().size() == payload.size());
+    REQUIRE(std::equal(payload.begin(), payload.end(), got.front().begin()));
+    REQUIRE(out->queued_bytes() == 0);
     out->destroy();
     in->destroy();
   });

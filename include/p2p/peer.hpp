@@ -144,7 +144,7 @@ class peer_observer {
   virtual void on_peer_connect(peer& p) = 0;
   virtual void on_peer_error(peer& p, const boost::system::error_code& ec) = 0;
   virtual void on_peer_end(peer& p) = 0;
-  virtual void on_peer_message(peer& p, const message& m) = 0;
+  virtual void on_peer_message(const std::shared_ptr<peer>& p, const message& m) = 0;
   virtual void on_peer_report(const report& r) = 0;
   virtual void on_peer_close(peer& p) = 0;
 
@@ -302,14 +302,18 @@ class peer : public std::enable_shared_from_this<peer> {
   boost::asio::awaitable<void> wait_closed_on_strand();
   boost::asio::awaitable<void> disconnect_watchdog();
   boost::asio::awaitable<boost::system::error_code> read_loop();
+  enum class write_result { drained, blocked, failed };
   boost::asio::awaitable<void> write_loop();
-  void start_writer();
+  void schedule_flush();
+  write_result write_now();
+  void consume_written(std::size_t n);
   void shutdown_send();
   void end_with(boost::system::error_code ec);
   boost::asio::steady_timer& waiters_wake();
   void emit_error(const boost::system::error_code& ec);
   void wake_waiters();
-  boost::system::error_code dispatch(std::span<const std::uint8_t> bytes);
+  boost::system::error_code dispatch(const std::shared_ptr<peer>& self,
+                                     std::span<const std::uint8_t> bytes);
   void on_connected();
   void enqueue(shared_bytes frame);
   void start_disconnect();
@@ -337,13 +341,15 @@ class peer : public std::enable_shared_from_this<peer> {
   // empty deque still holds a 512-byte block, and most peers are idle).
   std::vector<shared_bytes> queue_;
   std::size_t queue_head_ = 0;
+  std::size_t front_written_ = 0;  // bytes of queue_[queue_head_] already written
   std::size_t queued_bytes_ = 0;
   std::uint64_t enqueued_seq_ = 0;
   std::uint64_t written_seq_ = 0;
 
   bool connecting_ = false;              // connect() in progress
   bool running_ = false;                 // the reader spawned
-  bool writing_ = false;                 // a writer coroutine is running
+  bool writing_ = false;                 // a writer coroutine waits for the socket
+  bool flush_posted_ = false;            // a write_now() is posted
   boost::system::error_code end_error_;  // a write error that closed the socket
   bool open_ = false;                    // connection up
   bool closing_ = false;                 // graceful disconnect started
