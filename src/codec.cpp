@@ -131,7 +131,7 @@ decoder::decoder(std::uint32_t magic, std::size_t max_message_size)
 }
 
 std::size_t decoder::buffered() const noexcept {
-  return header_len_ + payload_.size();
+  return header_len_ + payload_len_;
 }
 
 std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) {
@@ -152,11 +152,8 @@ std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) 
     }
     const std::size_t n = std::min<std::size_t>(length_ - received_, input.size());
     if (command_ok_ && n > 0) {
-      // Grow with the bytes that actually arrived, never past the declared length.
-      const std::size_t needed = payload_.size() + n;
-      if (needed > payload_.capacity())
-        payload_.reserve(std::min<std::size_t>(length_, std::max(needed, payload_.capacity() * 2)));
-      payload_.insert(payload_.end(), input.begin(), input.begin() + n);
+      std::memcpy(payload_.get() + payload_len_, input.data(), n);
+      payload_len_ += n;
     }
     received_ += static_cast<std::uint32_t>(n);
     input = input.subspan(n);
@@ -267,8 +264,24 @@ std::optional<decode_event> decoder::finish_header() {
   // address space, not memory: pages become resident only as payload bytes are written,
   // so a header that declares 4 MB and sends nothing stays cheap, and a large frame is
   // not copied through a series of doubling buffers.
-  if (command_ok_) payload_.reserve(length_);
+  if (command_ok_ && length_ > 0) {
+    payload_ = std::make_unique_for_overwrite<std::uint8_t[]>(length_);
+    payload_len_ = 0;
+  }
   return std::nullopt;
+}
+
+std::span<std::uint8_t> decoder::direct_buffer() noexcept {
+  if (failed_ || !in_payload_ || !command_ok_ || length_ - received_ < direct_read_threshold)
+    return {};
+  return {payload_.get() + payload_len_, length_ - received_};
+}
+
+std::optional<decode_event> decoder::commit_direct(std::size_t n) {
+  payload_len_ += n;
+  received_ += static_cast<std::uint32_t>(n);
+  if (received_ < length_) return std::nullopt;
+  return finish_payload();
 }
 
 decode_event decoder::finish_payload() {
@@ -278,15 +291,16 @@ decode_event decoder::finish_payload() {
   if (!command_ok_) {
     ev.what = decode_event::kind::bad_command;
   } else {
-    const auto sum = checksum(payload_);
+    const auto sum = checksum({payload_.get(), payload_len_});
     if (std::equal(sum.begin(), sum.end(), header_.begin() + 20)) {
       ev.what = decode_event::kind::message;
-      ev.msg.payload = shared_bytes(std::move(payload_));
+      ev.msg.payload = shared_bytes::adopt(std::move(payload_), payload_len_);
     } else {
       ev.what = decode_event::kind::bad_checksum;
     }
   }
-  payload_ = std::vector<std::uint8_t>();
+  payload_.reset();
+  payload_len_ = 0;
   command_.clear();
   header_len_ = 0;
   in_payload_ = false;

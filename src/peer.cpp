@@ -355,64 +355,77 @@ asio::awaitable<error_code> peer::read_loop() {
     auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     if (wec) co_return wec;
     for (int round = 0; round < max_reads_per_wake; ++round) {
+      // A large payload is read straight into its own buffer (one copy fewer); all else
+      // goes through the per-thread buffer.
+      const auto direct = decoder_.direct_buffer();
       auto& buf = read_buffer();
+      const auto into = direct.empty() ? asio::buffer(buf) : asio::buffer(direct);
       error_code ec;
-      std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+      const std::size_t n = socket_.read_some(into, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) co_return ec;
       last_seen_ = clock_type::now();
       received_any_ = true;
-      if (auto err = dispatch(self, {buf.data(), n})) co_return err;
+      error_code err;
+      if (direct.empty()) {
+        err = dispatch(self, {buf.data(), n});
+      } else if (auto ev = decoder_.commit_direct(n)) {
+        err = handle(self, *ev);
+      }
+      if (err) co_return err;
       if (closed_ || !socket_.is_open()) co_return make_error_code(asio::error::operation_aborted);
-      if (n < buf.size()) break;
+      if (n < into.size()) break;
     }
   }
 }
 
 error_code peer::dispatch(const std::shared_ptr<peer>& self, std::span<const std::uint8_t> bytes) {
-  while (auto ev = decoder_.next(bytes)) {
-    switch (ev->what) {
-      case decode_event::kind::message:
-        ++frames_received_;
-        garbage_run_ = 0;
-        claimed_ = false;
-        try {
-          if (observer_) observer_->on_peer_message(self, ev->msg);
-          events_.emit_message(ev->msg);
-        } catch (const std::exception& e) {
-          emit_report(severity::error,
-                      fmt::format("a '{}' message handler threw: {}", ev->msg.command, e.what()));
-          return make_error_code(error::handler_failed);
-        }
-        if (closed_) return make_error_code(asio::error::operation_aborted);
-        if (inbox_on_ && !claimed_) keep_for_receive(std::move(ev->msg));
-        break;
-      case decode_event::kind::garbage:
-        garbage_run_ += ev->count;
-        emit_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev->count));
-        break;
-      case decode_event::kind::bad_checksum:
-        // Undeliverable bytes count like garbage, so a storm of bad frames is bounded too.
-        garbage_run_ += header_size + ev->count;
-        emit_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
-                                                   ev->msg.command, ev->count));
-        break;
-      case decode_event::kind::bad_command:
-        garbage_run_ += header_size + ev->count;
-        emit_report(severity::warning,
-                    fmt::format("dropped a frame of {} bytes: invalid command field", ev->count));
-        break;
-      case decode_event::kind::oversized:
+  while (auto ev = decoder_.next(bytes))
+    if (auto err = handle(self, *ev)) return err;
+  return {};
+}
+
+error_code peer::handle(const std::shared_ptr<peer>& self, decode_event& ev) {
+  switch (ev.what) {
+    case decode_event::kind::message:
+      ++frames_received_;
+      garbage_run_ = 0;
+      claimed_ = false;
+      try {
+        if (observer_) observer_->on_peer_message(self, ev.msg);
+        events_.emit_message(ev.msg);
+      } catch (const std::exception& e) {
         emit_report(severity::error,
-                    fmt::format("'{}' frame declares {} bytes; limit {}", ev->msg.command,
-                                ev->count, opts_.max_message_size));
-        return make_error_code(error::oversized_message);
-    }
-    if (garbage_run_ > opts_.max_garbage) {
-      emit_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
-                                               garbage_run_, opts_.max_garbage));
-      return make_error_code(error::too_much_garbage);
-    }
+                    fmt::format("a '{}' message handler threw: {}", ev.msg.command, e.what()));
+        return make_error_code(error::handler_failed);
+      }
+      if (closed_) return make_error_code(asio::error::operation_aborted);
+      if (inbox_on_ && !claimed_) keep_for_receive(std::move(ev.msg));
+      break;
+    case decode_event::kind::garbage:
+      garbage_run_ += ev.count;
+      emit_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev.count));
+      break;
+    case decode_event::kind::bad_checksum:
+      // Undeliverable bytes count like garbage, so a storm of bad frames is bounded too.
+      garbage_run_ += header_size + ev.count;
+      emit_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
+                                                 ev.msg.command, ev.count));
+      break;
+    case decode_event::kind::bad_command:
+      garbage_run_ += header_size + ev.count;
+      emit_report(severity::warning,
+                  fmt::format("dropped a frame of {} bytes: invalid command field", ev.count));
+      break;
+    case decode_event::kind::oversized:
+      emit_report(severity::error, fmt::format("'{}' frame declares {} bytes; limit {}",
+                                               ev.msg.command, ev.count, opts_.max_message_size));
+      return make_error_code(error::oversized_message);
+  }
+  if (garbage_run_ > opts_.max_garbage) {
+    emit_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
+                                             garbage_run_, opts_.max_garbage));
+    return make_error_code(error::too_much_garbage);
   }
   return {};
 }

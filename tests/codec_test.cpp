@@ -489,6 +489,43 @@ SCENARIO("decoder: memory follows the bytes that arrived, not the declared lengt
   }
 }
 
+SCENARIO("decoder: a large payload can be read straight into its buffer", "[codec]") {
+  const bytes payload = payload_of(300'000);
+  const bytes f = frame("block", payload);
+  p2p::decoder d;
+  std::span<const std::uint8_t> head(f.data(), p2p::header_size + 1000);
+  CHECK_FALSE(d.next(head).has_value());
+  THEN("the direct buffer is the rest of the payload, and it completes the frame") {
+    auto direct = d.direct_buffer();
+    REQUIRE(direct.size() == payload.size() - 1000);
+    std::copy(f.begin() + p2p::header_size + 1000, f.end(), direct.begin());
+    auto ev = d.commit_direct(direct.size() - 5);
+    CHECK_FALSE(ev.has_value());  // 5 bytes short; under the threshold now
+    CHECK(d.direct_buffer().empty());
+    ev = d.commit_direct(5);
+    REQUIRE(ev.has_value());
+    CHECK(describe(*ev) == "message block " + to_hex(payload));
+    CHECK(d.buffered() == 0);
+    CHECK(d.direct_buffer().empty());
+  }
+  THEN("a corrupted payload read directly is a bad checksum") {
+    auto direct = d.direct_buffer();
+    std::copy(f.begin() + p2p::header_size + 1000, f.end(), direct.begin());
+    direct[10] ^= 0x01;
+    auto ev = d.commit_direct(direct.size());
+    REQUIRE(ev.has_value());
+    CHECK(ev->what == kind::bad_checksum);
+    CHECK(ev->count == payload.size());
+  }
+  THEN("small frames never offer a direct buffer") {
+    p2p::decoder small;
+    const bytes g = frame("ping", payload_of(1000));
+    std::span<const std::uint8_t> part(g.data(), p2p::header_size + 10);
+    CHECK_FALSE(small.next(part).has_value());
+    CHECK(small.direct_buffer().empty());
+  }
+}
+
 SCENARIO("decoder: a bad checksum drops the frame and the next one decodes", "[codec]") {
   GIVEN("a ping whose payload was altered, then a good pong") {
     bytes bad = frame("ping", payload_of(8));

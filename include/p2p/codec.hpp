@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -87,6 +88,15 @@ class decoder {
   /// Bytes held for an incomplete frame (header or payload).
   std::size_t buffered() const noexcept;
 
+  /// While a large payload (64 KiB or more still to come) is being received: the memory
+  /// its remaining bytes go to, so a reader can read straight into it and then call
+  /// `commit_direct`. Empty otherwise (feed bytes to `next`).
+  std::span<std::uint8_t> direct_buffer() noexcept;
+
+  /// Accounts `n` bytes written at the start of `direct_buffer()`; the frame's event once
+  /// the payload is complete (message or bad_checksum), else nullopt.
+  std::optional<decode_event> commit_direct(std::size_t n);
+
   /// Total garbage bytes skipped so far.
   std::uint64_t garbage_total() const noexcept { return garbage_total_; }
 
@@ -94,6 +104,8 @@ class decoder {
   bool match_magic(std::span<const std::uint8_t>& input) noexcept;
   void drop_held_byte() noexcept;
   void add_garbage(std::size_t n) noexcept;
+  static constexpr std::uint32_t direct_read_threshold = 64 * 1024;
+
   std::optional<decode_event> whole_frame(std::span<const std::uint8_t>& input);
   std::optional<decode_event> finish_header();
   decode_event finish_payload();
@@ -110,7 +122,10 @@ class decoder {
   std::uint32_t length_ = 0;
   // Payload bytes consumed so far: buffered, or skipped when the command is bad.
   std::uint32_t received_ = 0;
-  std::vector<std::uint8_t> payload_;
+  // The payload being received: allocated at its declared length (bounded by
+  // max_message_size) without being written, so only pages that bytes reach are resident.
+  std::unique_ptr<std::uint8_t[]> payload_;
+  std::size_t payload_len_ = 0;
   std::size_t pending_garbage_ = 0;
   std::uint64_t garbage_total_ = 0;
   bool failed_ = false;

@@ -36,6 +36,17 @@ class shared_bytes {
   /// Copies the characters of `text` into a new buffer.
   static shared_bytes copy(std::string_view text);
 
+  /// Takes ownership of `block`, whose first `size` bytes are the buffer.
+  static shared_bytes adopt(std::unique_ptr<std::uint8_t[]> block, std::size_t size) {
+    shared_bytes out;
+    if (!block || size == 0) return out;
+    std::shared_ptr<std::uint8_t[]> owner(std::move(block));
+    const std::uint8_t* first = owner.get();
+    out.bytes_ = std::shared_ptr<const std::uint8_t>(std::move(owner), first);
+    out.size_ = size;
+    return out;
+  }
+
   /// A new buffer of `size` bytes, written once by `fill(std::span<std::uint8_t>)` before
   /// it is shared; one allocation holds the bytes and the reference count.
   template <class Fill>

@@ -314,6 +314,7 @@ class peer : public std::enable_shared_from_this<peer> {
   void wake_waiters();
   boost::system::error_code dispatch(const std::shared_ptr<peer>& self,
                                      std::span<const std::uint8_t> bytes);
+  boost::system::error_code handle(const std::shared_ptr<peer>& self, decode_event& ev);
   void on_connected();
   void enqueue(shared_bytes frame);
   void start_disconnect();
