@@ -53,6 +53,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+/// An address in one spelling: "::ffff:127.0.0.1" is "127.0.0.1", "0::1" is "::1".
+std::string address_key(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  return a.to_string();
+}
+
+/// The key bars and per-host counts use: an address's one spelling, or a lower-case name.
+std::string host_key(std::string_view name) {
+  error_code ec;
+  const auto a = asio::ip::make_address(name, ec);
+  return ec ? lower(name) : address_key(a);
+}
+
 }  // namespace
 
 /// The manager's state; every member runs on `strand_`.
@@ -85,15 +99,16 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   }
 
   void bar_peer(const peer& p) {
-    bar_key(lower(p.remote().name), opts_.bar_duration);
+    const std::string name = host_key(p.remote().name);
+    bar_key(name, opts_.bar_duration);
     if (auto ep = p.endpoint()) {
-      auto addr = ep->address().to_string();
-      if (addr != lower(p.remote().name)) bar_key(addr, opts_.bar_duration);
+      auto addr = address_key(ep->address());
+      if (addr != name) bar_key(addr, opts_.bar_duration);
     }
   }
 
   std::chrono::steady_clock::duration barred_for(std::string_view name) {
-    auto it = bars_.find(lower(name));
+    auto it = bars_.find(host_key(name));
     if (it == bars_.end()) return {};
     auto t = now();
     if (it->second <= t) {
@@ -379,7 +394,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     auto ep = sock.remote_endpoint(ec);
     if (ec) return;  // already gone
     auto p = peer::inbound(strand_, std::move(sock), opts_.peer());
-    const std::string addr = ep.address().to_string();
+    const std::string addr = address_key(ep.address());
     std::string refused;
     if (barred(addr))
       refused = "barred";
@@ -605,7 +620,8 @@ void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {
     throw std::invalid_argument(
         fmt::format("p2p: bar duration {} ms for '{}' is not positive", d.count(), host_name));
   auto impl = impl_;
-  asio::dispatch(impl->strand_, [impl, h = detail::lower(host_name), d] { impl->bar_key(h, d); });
+  asio::dispatch(impl->strand_,
+                 [impl, h = detail::host_key(host_name), d] { impl->bar_key(h, d); });
 }
 
 const std::string& peer_manager::state() const noexcept {

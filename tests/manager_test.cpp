@@ -333,6 +333,26 @@ SCENARIO("manager: bars add up and expire on the injected clock", "[manager]") {
   });
 }
 
+TEST_CASE("manager: a bar covers every spelling of an address and any case of a name",
+          "[manager]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), dialer_options(0, 20));
+    co_await m.launch();
+    m.bar("0:0::1", 10min);
+    m.bar("::ffff:127.0.0.40", 10min);
+    m.bar("Node.Example", 10min);
+    co_await sleep_for(1ms);
+    CHECK(m.barred_for("::1") > 9min);
+    CHECK(m.barred_for("0000::0001") > 9min);
+    CHECK(m.barred_for("127.0.0.40") > 9min);
+    CHECK(m.barred_for("::FFFF:127.0.0.40") > 9min);
+    CHECK(m.barred_for("node.example") > 9min);
+    CHECK(m.barred_for("127.0.0.41") == std::chrono::steady_clock::duration::zero());
+    CHECK(m.status().barred == 3);
+    co_await m.shutdown();
+  });
+}
+
 SCENARIO("manager: a peer error is reported, bars the host and drops the peer", "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto o = test_options();
