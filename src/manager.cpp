@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cctype>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <unordered_map>
@@ -58,6 +59,19 @@ std::string address_key(const asio::ip::address& a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped())
     return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
   return a.to_string();
+}
+
+/// The network group eviction balances: /16 for IPv4, /32 for IPv6.
+std::string netgroup(const std::string& address) {
+  error_code ec;
+  const auto a = asio::ip::make_address(address, ec);
+  if (ec) return address;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return fmt::format("{}.{}.0.0/16", b[0], b[1]);
+  }
+  const auto b = a.to_v6().to_bytes();
+  return fmt::format("{:02x}{:02x}:{:02x}{:02x}::/32", b[0], b[1], b[2], b[3]);
 }
 
 /// The key bars and per-host counts use: an address's one spelling, or a lower-case name.
@@ -194,6 +208,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     std::shared_ptr<peer> p;
     bool counted_inbound = false;
     std::string inbound_addr;
+    std::uint64_t admitted = 0;  // admission order of an inbound peer (older is smaller)
+    bool evicted = false;        // closing to make room; no longer counted
   };
 
   void connect_to(const host& h) {
@@ -205,7 +221,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   /// Follows p's events (peer_observer) until it closes or the manager goes.
   void track(const std::shared_ptr<peer>& p) {
-    if (active_.emplace(p->id(), entry{p, false, {}}).second) p->observer_ = this;
+    if (active_.emplace(p->id(), entry{p, false, {}, 0, false}).second) p->observer_ = this;
   }
 
   void on_peer_connect(peer& p) override { on_connect(p.shared_from_this()); }
@@ -287,6 +303,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   void on_close(const std::shared_ptr<peer>& p) {
     auto it = active_.find(p->id());
     if (it == active_.end() || it->second.p != p) return;
+    if (it->second.evicted) --evicting_;
     if (it->second.counted_inbound) {
       --inbound_count_;
       if (auto h = inbound_per_host_.find(it->second.inbound_addr);
@@ -389,6 +406,80 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     }
   }
 
+  /// Why a new inbound peer finds no room, or empty if it does. Evicted peers that are
+  /// still closing do not count.
+  std::string capacity_refusal() const {
+    if (inbound_count_ >= opts_.inbound_limit())
+      return fmt::format("max_inbound ({}) reached", opts_.inbound_limit());
+    if (active_.size() - evicting_ >= opts_.max_peers)
+      return fmt::format("max_peers ({}) reached", opts_.max_peers);
+    return {};
+  }
+
+  /// Bitcoin Core's inbound eviction, simplified to what a peer manager knows. Protected,
+  /// in turn: the oldest peer of each of up to 4 netgroups (picked at random when there
+  /// are more), the 4 peers whose last valid message is most recent, then the older half
+  /// of the rest. From what remains, the youngest peer of the netgroup with the most
+  /// peers is closed. Returns false (nobody evicted) when every inbound peer is protected.
+  bool evict_one(const std::string& newcomer) {
+    struct candidate {
+      entry* e;
+      std::string group;
+    };
+
+    std::vector<candidate> c;
+    for (auto& [id, e] : active_)
+      if (e.counted_inbound && !e.p->is_closed()) c.push_back({&e, netgroup(e.inbound_addr)});
+    const auto older = [](const candidate& a, const candidate& b) {
+      return a.e->admitted < b.e->admitted;
+    };
+    // 1. One peer, the oldest, in each of up to 4 netgroups.
+    std::sort(c.begin(), c.end(), older);
+    std::vector<std::string> groups;
+    for (const auto& x : c)
+      if (std::find(groups.begin(), groups.end(), x.group) == groups.end())
+        groups.push_back(x.group);
+    std::shuffle(groups.begin(), groups.end(), rng_);
+    if (groups.size() > 4) groups.resize(4);
+    for (const auto& g : groups)
+      c.erase(std::find_if(c.begin(), c.end(), [&](const candidate& x) { return x.group == g; }));
+    // 2. The 4 most recent senders of a valid message.
+    std::stable_sort(c.begin(), c.end(), [](const candidate& a, const candidate& b) {
+      return a.e->p->last_message() > b.e->p->last_message();
+    });
+    std::size_t recent = 0;
+    while (recent < c.size() && recent < 4 &&
+           c[recent].e->p->last_message() != peer::clock_type::time_point{})
+      ++recent;
+    c.erase(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(recent));
+    // 3. The older half of the rest.
+    std::sort(c.begin(), c.end(), older);
+    c.erase(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(c.size() / 2));
+    if (c.empty()) return false;
+    // The netgroup with the most of what is left; its youngest peer goes.
+    std::map<std::string, std::size_t> sizes;
+    for (const auto& x : c) ++sizes[x.group];
+    const candidate* victim = nullptr;
+    for (const auto& x : c) {
+      if (!victim || sizes[x.group] > sizes[victim->group] ||
+          (sizes[x.group] == sizes[victim->group] && x.e->admitted > victim->e->admitted))
+        victim = &x;
+    }
+    entry& v = *victim->e;
+    report(severity::notice,
+           fmt::format("evicting inbound peer {} (netgroup {}, {} of the unprotected) to admit {}",
+                       v.p->remote().to_string(), victim->group, sizes[victim->group], newcomer));
+    v.evicted = true;
+    ++evicting_;
+    v.counted_inbound = false;
+    --inbound_count_;
+    if (auto h = inbound_per_host_.find(v.inbound_addr);
+        h != inbound_per_host_.end() && --h->second == 0)
+      inbound_per_host_.erase(h);
+    v.p->destroy();
+    return true;
+  }
+
   void admit(tcp::socket sock) {
     error_code ec;
     auto ep = sock.remote_endpoint(ec);
@@ -400,12 +491,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
       refused = "barred";
     else if (active_.contains(p->id()))
       refused = "already active";
-    else if (inbound_count_ >= opts_.inbound_limit())
-      refused = fmt::format("max_inbound ({}) reached", opts_.inbound_limit());
     else if (opts_.max_inbound_per_host && inbound_per_host_[addr] >= *opts_.max_inbound_per_host)
       refused = fmt::format("max_inbound_per_host ({}) reached", *opts_.max_inbound_per_host);
-    else if (active_.size() >= opts_.max_peers)
-      refused = fmt::format("max_peers ({}) reached", opts_.max_peers);
+    else if (const auto full = capacity_refusal(); !full.empty())
+      if (!opts_.evict_inbound || !evict_one(p->remote().to_string())) refused = full;
     if (inbound_per_host_.contains(addr) && inbound_per_host_[addr] == 0)
       inbound_per_host_.erase(addr);
     events_.listen_connect.emit(p, refused.empty());
@@ -419,6 +508,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     auto& e = active_.at(p->id());
     e.counted_inbound = true;
     e.inbound_addr = addr;
+    e.admitted = ++admissions_;
     ++inbound_count_;
     ++inbound_per_host_[addr];
     p->start();
@@ -511,6 +601,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   std::unordered_map<std::string, time_point> bars_;
   std::optional<tcp::acceptor> acceptor_;
   std::size_t inbound_count_ = 0;
+  std::size_t evicting_ = 0;  // evicted peers not yet closed
+  std::uint64_t admissions_ = 0;
   std::unordered_map<std::string, std::size_t> inbound_per_host_;
   asio::steady_timer check_timer_;
   asio::steady_timer status_timer_;

@@ -389,6 +389,7 @@ error_code peer::handle(const std::shared_ptr<peer>& self, decode_event& ev) {
   switch (ev.what) {
     case decode_event::kind::message:
       ++frames_received_;
+      last_message_ = last_seen_;
       garbage_run_ = 0;
       claimed_ = false;
       try {

@@ -85,6 +85,10 @@ struct manager_options {
   std::optional<std::size_t> max_inbound;
   /// Most inbound peers from one address at once; unset means no per-address limit.
   std::optional<std::size_t> max_inbound_per_host;
+  /// When an inbound connection finds the inbound slots (or max_peers) full: false refuses
+  /// it; true evicts an inbound peer by Bitcoin Core's rule, simplified (README, "Limits
+  /// and hostile peers"), and refuses only if every inbound peer is protected.
+  bool evict_inbound = false;
   /// The application's handshake, run for every connected peer before it is "ready".
   handshake_hook handshake;
   /// The clock bars are measured with (injectable for tests); unset means steady_clock.

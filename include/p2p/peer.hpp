@@ -246,6 +246,9 @@ class peer : public std::enable_shared_from_this<peer> {
   /// Total frames and payload bytes received.
   std::uint64_t frames_received() const noexcept { return frames_received_; }
 
+  /// When the last valid message arrived (the epoch of clock_type if none has).
+  clock_type::time_point last_message() const noexcept { return last_message_; }
+
   /// Queues `command` + `payload`; never blocks. Dropped once the peer is closing.
   /// @throws std::invalid_argument for a bad command (nothing is sent).
   void send(std::string_view command, std::span<const std::uint8_t> payload = {});
@@ -337,6 +340,7 @@ class peer : public std::enable_shared_from_this<peer> {
   decoder decoder_;
   std::size_t garbage_run_ = 0;
   std::uint64_t frames_received_ = 0;
+  clock_type::time_point last_message_{};
 
   // The send queue: frames from queue_head_ on are unwritten (a vector, not a deque: an
   // empty deque still holds a 512-byte block, and most peers are idle).
