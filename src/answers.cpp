@@ -90,57 +90,75 @@ asio::awaitable<answers> sent_messages::wait(std::chrono::milliseconds timeout,
 
 namespace detail {
 
-answer_collector::answer_collector(executor_type strand,
-                                   std::map<boost::uuids::uuid, std::shared_ptr<peer>> chosen,
-                                   answer_spec spec)
-    : strand_(std::move(strand)),
-      spec_(std::move(spec)),
-      wake_(strand_, std::chrono::steady_clock::time_point::max()),
-      started_(std::chrono::steady_clock::now()) {
-  for (auto& [id, p] : chosen) chosen_.emplace(id, entry{p});
+void collector_registry::remove(answer_collector* c) noexcept {
+  for (auto& slot : live_)
+    if (slot == c) {
+      slot = nullptr;
+      holes_ = true;
+    }
+  if (depth_ == 0) compact();
 }
 
-void answer_collector::start(manager_events* manager) {
+void collector_registry::compact() noexcept {
+  std::erase(live_, nullptr);
+  holes_ = false;
+}
+
+answer_collector::answer_collector(
+    executor_type strand, const std::map<boost::uuids::uuid, std::shared_ptr<peer>>& chosen,
+    answer_spec spec)
+    : strand_(std::move(strand)),
+      spec_(std::move(spec)),
+      wake_(strand_.get_inner_executor(), std::chrono::steady_clock::time_point::max()),
+      started_(std::chrono::steady_clock::now()) {
+  chosen_.reserve(chosen.size());
+  for (const auto& [id, p] : chosen) chosen_.push_back(entry{id, p});  // the map is sorted
+}
+
+answer_collector::~answer_collector() {
+  if (registry_) registry_->remove(this);
+}
+
+void answer_collector::start(std::shared_ptr<collector_registry> registry) {
   if (!spec_.expects_answers()) return;
-  // Raw pointers: every subscription below is owned by this collector and removed with it.
-  for (auto& [id, e] : chosen_) {
-    peer* raw = e.p.get();
-    if (spec_.any_peer) {
-      // answers come through the manager's per-command event below
-    } else if (spec_.accept) {
-      subs_.push_back(raw->events().message.subscribe([this, raw](const message& m) {
-        if (spec_.accept(m)) record(raw->shared_from_this(), m);
-      }));
-    } else {
-      subs_.push_back(raw->events().command(spec_.command).subscribe([this, raw](const message& m) {
-        record(raw->shared_from_this(), m);
-      }));
-    }
-    subs_.push_back(raw->events().close.subscribe([this, id = id] {
-      auto it = chosen_.find(id);
-      if (it != chosen_.end() && !it->second.answered) {
-        it->second.closed = true;
-        wake_.cancel();
-      }
-    }));
+  for (auto& e : chosen_)
     if (e.p->is_closed()) e.closed = true;
+  registry_ = std::move(registry);
+  if (registry_) registry_->add(this);
+}
+
+answer_collector::entry* answer_collector::find(const boost::uuids::uuid& id) {
+  auto it = std::lower_bound(chosen_.begin(), chosen_.end(), id,
+                             [](const entry& e, const boost::uuids::uuid& k) { return e.id < k; });
+  return it != chosen_.end() && it->id == id ? &*it : nullptr;
+}
+
+void answer_collector::on_message(const std::shared_ptr<peer>& p, const message& m) {
+  if (spec_.accept) {
+    if (spec_.accept(m)) record(p, m);
+  } else if (m.command == spec_.command) {
+    record(p, m);
   }
-  if (spec_.any_peer && manager) {
-    subs_.push_back(
-        manager->command(spec_.command)
-            .subscribe([this](const std::shared_ptr<peer>& p, const message& m) { record(p, m); }));
+}
+
+void answer_collector::on_closed(const peer& p) {
+  entry* e = find(p.id());
+  if (e && e->p.get() == &p && !e->answered) {
+    e->closed = true;
+    wake_.cancel();
   }
 }
 
 void answer_collector::record(const std::shared_ptr<peer>& p, const message& m) {
   if (stopped_) return;
+  entry* e = find(p->id());
   if (spec_.any_peer) {
     if (!answered_any_.emplace(p->id(), true).second) return;
-    if (auto it = chosen_.find(p->id()); it != chosen_.end()) it->second.answered = true;
+    if (e) e->answered = true;
   } else {
-    auto it = chosen_.find(p->id());
-    if (it == chosen_.end() || it->second.answered) return;
-    it->second.answered = true;
+    // Only the peers asked; one answer each.
+    if (!e || e->p != p || e->answered) return;
+    e->answered = true;
   }
   answered_.push_back(answer{p, m, std::chrono::steady_clock::now() - started_});
   wake_.cancel();
@@ -150,7 +168,7 @@ bool answer_collector::satisfied(std::size_t quorum) const {
   // Done when every chosen peer answered or closed, whatever the quorum; answers from peers
   // not asked (any-peer pattern) are collected and count only toward an explicit quorum.
   bool every_chosen_done = true;
-  for (const auto& [id, e] : chosen_)
+  for (const auto& e : chosen_)
     if (!e.answered && !e.closed) every_chosen_done = false;
   if (every_chosen_done) return true;
   return quorum > 0 && answered_.size() >= quorum;
@@ -159,7 +177,7 @@ bool answer_collector::satisfied(std::size_t quorum) const {
 answers answer_collector::result() const {
   answers r;
   r.answered = answered_;
-  for (const auto& [id, e] : chosen_) {
+  for (const auto& e : chosen_) {
     if (e.answered) continue;
     (e.closed ? r.closed : r.timed_out).push_back(e.p);
   }
@@ -171,7 +189,8 @@ void answer_collector::stop() {
   if (stopped_) return;
   stopped_ = true;
   elapsed_ = std::chrono::steady_clock::now() - started_;
-  subs_.clear();
+  if (registry_) registry_->remove(this);
+  registry_.reset();
   wake_.cancel();
 }
 

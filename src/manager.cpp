@@ -232,6 +232,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   void on_peer_message(const std::shared_ptr<peer>& p, const message& m) override {
     events_.emit_message(p, m);
+    collectors_->for_each([&](answer_collector& c) { c.on_message(p, m); });
   }
 
   void on_peer_report(const p2p::report& r) override { events_.report.emit(r); }
@@ -301,6 +302,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   }
 
   void on_close(const std::shared_ptr<peer>& p) {
+    collectors_->for_each([&](answer_collector& c) { c.on_closed(*p); });
     auto it = active_.find(p->id());
     if (it == active_.end() || it->second.p != p) return;
     if (it->second.evicted) --evicting_;
@@ -587,14 +589,17 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     std::map<boost::uuids::uuid, std::shared_ptr<peer>> chosen;
     for (auto& p : matching) chosen.emplace(p->id(), p);
     auto collector = std::make_shared<answer_collector>(strand_, chosen, std::move(spec));
-    collector->start(&events_);  // before sending: no answer can be missed
-    for (auto& p : matching) p->send_frame(frame);
+    collector->start(collectors_);  // before sending: no answer can be missed
+    // On the strand already, and one frame per peer: queue and write now, no post each.
+    for (auto& p : matching)
+      if (p->queue_frame(frame)) p->flush_now();
     co_return sent_messages(std::move(chosen), std::move(collector));
   }
 
   peer::executor_type strand_;
   manager_options opts_;
   manager_events events_;
+  std::shared_ptr<collector_registry> collectors_ = std::make_shared<collector_registry>();
   std::string state_ = "new";
   std::unordered_map<boost::uuids::uuid, entry, boost::hash<boost::uuids::uuid>> active_;
   std::vector<host> pool_;
@@ -722,6 +727,10 @@ const std::string& peer_manager::state() const noexcept {
 
 std::size_t peer_manager::active_count() const noexcept {
   return impl_->active_.size();
+}
+
+std::size_t peer_manager::collecting() const noexcept {
+  return impl_->collectors_->size();
 }
 
 std::vector<std::shared_ptr<peer>> peer_manager::active_peers() const {

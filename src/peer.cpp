@@ -339,12 +339,17 @@ void peer::schedule_flush() {
   flush_posted_ = true;
   asio::post(strand_, [self = shared_from_this()] {
     self->flush_posted_ = false;
-    if (!self->writing_ && self->write_now() == write_result::blocked) {
-      self->writing_ = true;
-      asio::co_spawn(
-          self->strand_, [self] { return self->write_loop(); }, detail::rethrow{});
-    }
+    self->flush_now();
   });
+}
+
+void peer::flush_now() {
+  if (!running_ || writing_) return;
+  if (write_now() == write_result::blocked) {
+    writing_ = true;
+    asio::co_spawn(
+        strand_, [self = shared_from_this()] { return self->write_loop(); }, detail::rethrow{});
+  }
 }
 
 asio::awaitable<error_code> peer::read_loop() {
@@ -517,19 +522,23 @@ void peer::shutdown_send() {
 // ---- sending -------------------------------------------------------------------------
 
 void peer::enqueue(shared_bytes frame) {
+  if (queue_frame(std::move(frame))) schedule_flush();
+}
+
+bool peer::queue_frame(shared_bytes frame) {
   assert(strand_.running_in_this_thread());
-  if (closing_ || closed_) return;
+  if (closing_ || closed_) return false;
   if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > opts_.max_send_buffer) {
     emit_report(severity::error,
                 fmt::format("send queue would hold {} bytes; limit {} (the peer is not reading)",
                             queued_bytes_ + frame.size(), opts_.max_send_buffer));
     fail_on_strand(make_error_code(error::send_buffer_overflow));
-    return;
+    return false;
   }
   queued_bytes_ += frame.size();
   queue_.push_back(std::move(frame));
   ++enqueued_seq_;
-  schedule_flush();
+  return true;
 }
 
 void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {

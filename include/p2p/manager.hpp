@@ -155,6 +155,10 @@ class peer_manager {
   /// The active peers.
   std::vector<std::shared_ptr<peer>> active_peers() const;
 
+  /// send() results still collecting answers (a wait not yet over, or a result not yet
+  /// destroyed): what the manager does per message on their behalf.
+  std::size_t collecting() const noexcept;
+
   /// The active peer with `id`, or null.
   std::shared_ptr<peer> find(const boost::uuids::uuid& id) const;
 

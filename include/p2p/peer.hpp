@@ -308,6 +308,7 @@ class peer : public std::enable_shared_from_this<peer> {
   enum class write_result { drained, blocked, failed };
   boost::asio::awaitable<void> write_loop();
   void schedule_flush();
+  void flush_now();
   write_result write_now();
   void consume_written(std::size_t n);
   void shutdown_send();
@@ -319,7 +320,8 @@ class peer : public std::enable_shared_from_this<peer> {
                                      std::span<const std::uint8_t> bytes);
   boost::system::error_code handle(const std::shared_ptr<peer>& self, decode_event& ev);
   void on_connected();
-  void enqueue(shared_bytes frame);
+  void enqueue(shared_bytes frame);      // queue_frame, then a posted flush
+  bool queue_frame(shared_bytes frame);  // false if dropped (closing, or over the limit)
   void start_disconnect();
   void fail_on_strand(boost::system::error_code ec);
   void finish(boost::system::error_code ec);
