@@ -215,8 +215,12 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   void connect_to(const host& h) {
     auto p = peer::outbound(strand_, h, opts_.peer());
     track(p);
+    // Straight to the peer's connect on the strand (peer::connect() would spawn again).
     asio::co_spawn(
-        strand_, [p]() -> asio::awaitable<void> { co_await p->connect(); }, rethrow{});
+        strand_, [p] { return p->connect_on_strand(); },
+        [](std::exception_ptr e, error_code) {
+          if (e) std::rethrow_exception(e);
+        });
   }
 
   /// Follows p's events (peer_observer) until it closes or the manager goes.

@@ -298,6 +298,7 @@ class peer : public std::enable_shared_from_this<peer> {
 
  private:
   boost::asio::awaitable<boost::system::error_code> connect_on_strand();
+  boost::asio::awaitable<boost::system::error_code> connect_within_timeout();
   boost::asio::awaitable<boost::system::error_code> resolve_and_connect();
   boost::asio::awaitable<boost::system::error_code> send_on_strand(shared_bytes frame);
   boost::asio::awaitable<std::optional<message>> receive_on_strand(
@@ -354,6 +355,7 @@ class peer : public std::enable_shared_from_this<peer> {
   std::uint64_t written_seq_ = 0;
 
   bool connecting_ = false;              // connect() in progress
+  bool connect_expired_ = false;         // connect_timeout passed (address path)
   bool running_ = false;                 // the reader spawned
   bool writing_ = false;                 // a writer coroutine waits for the socket
   bool flush_posted_ = false;            // a write_now() is posted
