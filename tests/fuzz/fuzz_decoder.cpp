@@ -9,7 +9,10 @@
 // - next() leaves input unconsumed only once the decoder has failed, every garbage event
 //   counts at least one byte, and buffered() never exceeds header_size + max_message_size;
 // - a frame made by encode_frame from a command and payload taken from the input decodes back
-//   exactly (or as `oversized` when the payload is above the limit).
+//   exactly (or as `oversized` when the payload is above the limit);
+// - reading large payloads through direct_buffer()/commit_direct(), as a peer does, gives
+//   the same events as next() alone: on the input itself, and on a frame of 64 KiB or more
+//   built from it (intact, and with one payload byte flipped).
 // All of this runs once with the default limit and once with a limit of 4096 bytes.
 // A failed check prints what differed and aborts, which libFuzzer reports as a crash.
 
@@ -131,8 +134,10 @@ class splitter {
   std::uint32_t state_;
 };
 
-/// Decodes `stream` fed in chunks (all of it at once when `split` is null).
-outcome decode(bytes stream, std::uint32_t magic, std::size_t max_size, splitter* split) {
+/// Decodes `stream` fed in chunks (all of it at once when `split` is null). With `direct`,
+/// bytes go into direct_buffer() whenever the decoder offers one, as a peer reads them.
+outcome decode(bytes stream, std::uint32_t magic, std::size_t max_size, splitter* split,
+               bool direct = false) {
   p2p::decoder dec(magic, max_size);
   outcome out;
   std::size_t pos = 0;
@@ -142,6 +147,17 @@ outcome decode(bytes stream, std::uint32_t magic, std::size_t max_size, splitter
     bytes input = stream.subspan(pos, n);
     pos += n;
     for (;;) {
+      if (direct && !input.empty()) {
+        if (const auto into = dec.direct_buffer(); !into.empty()) {
+          const std::size_t k = std::min(into.size(), input.size());
+          std::memcpy(into.data(), input.data(), k);
+          input = input.subspan(k);
+          if (auto ev = dec.commit_direct(k)) record(out, *ev);
+          check(dec.buffered() <= p2p::header_size + max_size,
+                "buffered() exceeds header_size + max_message_size (direct)");
+          continue;
+        }
+      }
       auto ev = dec.next(input);
       check(dec.buffered() <= p2p::header_size + max_size,
             "buffered() exceeds header_size + max_message_size");
@@ -246,6 +262,9 @@ void check_stream(bytes stream, std::uint32_t magic, std::size_t max_size, std::
   splitter split(seed);
   const outcome pieces = decode(stream, magic, max_size, &split);
   expect_same(whole, "one shot", pieces, "split", "split decode differs from one-shot decode");
+  splitter split_again(seed);
+  const outcome direct = decode(stream, magic, max_size, &split_again, true);
+  expect_same(whole, "one shot", direct, "direct", "direct reads differ from one-shot decode");
   // A message's count is not part of the contract; the reference leaves it as decoded.
   outcome model = reference(stream, magic, max_size);
   for (std::size_t i = 0; i < model.events.size() && i < whole.events.size(); ++i)
@@ -279,6 +298,27 @@ void check_round_trip(bytes stream, std::uint32_t magic, std::size_t max_size,
   expect_same(got, "decoded", want, "encoded", "encode_frame does not round-trip");
 }
 
+/// A frame of at least 64 KiB (the direct-read threshold) made from the input, decoded with
+/// direct reads in chunks; then the same frame with one payload byte flipped.
+void check_large_frame(bytes stream, std::uint32_t magic, std::uint8_t seed) {
+  if (stream.empty()) return;
+  const std::size_t size = 65'536 + std::size_t{seed} * 97;
+  std::vector<std::uint8_t> payload(size);
+  for (std::size_t i = 0; i < size; ++i) payload[i] = stream[i % stream.size()];
+  const p2p::shared_bytes frame = p2p::encode_frame(magic, "big", payload);
+  std::vector<std::uint8_t> bytes_of(frame.begin(), frame.end());
+  for (bool corrupt : {false, true}) {
+    if (corrupt) bytes_of[p2p::header_size + (std::size_t{seed} * 131) % size] ^= 0x5a;
+    splitter split(seed | 0x40);  // chunks of up to 512 bytes, so reads go direct
+    const outcome got = decode(bytes_of, magic, p2p::default_max_message_size, &split, true);
+    const outcome whole = decode(bytes_of, magic, p2p::default_max_message_size, nullptr);
+    expect_same(whole, "one shot", got, "direct", "a large frame read directly differs");
+    check(got.events.size() == 1 &&
+              got.events[0].what == (corrupt ? kind::bad_checksum : kind::message),
+          "a large frame read directly is not one message (or one bad_checksum)");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -291,5 +331,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_stream(stream, magic, max_size, seed);
     check_round_trip(stream, magic, max_size, seed, config);
   }
+  if (config & 0x80) check_large_frame(stream, magic, seed);
   return 0;
 }
