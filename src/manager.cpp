@@ -217,10 +217,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     track(p);
     // Straight to the peer's connect on the strand (peer::connect() would spawn again).
     asio::co_spawn(
-        strand_, [p] { return p->connect_on_strand(); },
-        [](std::exception_ptr e, error_code) {
-          if (e) std::rethrow_exception(e);
-        });
+        strand_, [p] { return p->connect_on_strand(); }, rethrow{});
   }
 
   /// Follows p's events (peer_observer) until it closes or the manager goes.
@@ -310,12 +307,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     auto it = active_.find(p->id());
     if (it == active_.end() || it->second.p != p) return;
     if (it->second.evicted) --evicting_;
-    if (it->second.counted_inbound) {
-      --inbound_count_;
-      if (auto h = inbound_per_host_.find(it->second.inbound_addr);
-          h != inbound_per_host_.end() && --h->second == 0)
-        inbound_per_host_.erase(h);
-    }
+    uncount_inbound(it->second);
     p->observer_ = nullptr;
     active_.erase(it);
     report(severity::info,
@@ -412,6 +404,16 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     }
   }
 
+  /// Takes an inbound peer out of the inbound counts (once: it may be evicted, then close).
+  void uncount_inbound(entry& e) {
+    if (!e.counted_inbound) return;
+    e.counted_inbound = false;
+    --inbound_count_;
+    if (auto h = inbound_per_host_.find(e.inbound_addr);
+        h != inbound_per_host_.end() && --h->second == 0)
+      inbound_per_host_.erase(h);
+  }
+
   /// Why a new inbound peer finds no room, or empty if it does. Evicted peers that are
   /// still closing do not count.
   std::string capacity_refusal() const {
@@ -477,11 +479,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
                        v.p->remote().to_string(), victim->group, sizes[victim->group], newcomer));
     v.evicted = true;
     ++evicting_;
-    v.counted_inbound = false;
-    --inbound_count_;
-    if (auto h = inbound_per_host_.find(v.inbound_addr);
-        h != inbound_per_host_.end() && --h->second == 0)
-      inbound_per_host_.erase(h);
+    uncount_inbound(v);
     v.p->destroy();
     return true;
   }

@@ -18,8 +18,10 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 /// Completion handler for spawned coroutines: an escaping exception is a bug of ours or a
 /// throwing application callback, so it propagates out of io_context::run() where the
 /// application sees it, instead of vanishing as with `detached`.
+/// The coroutine's result, if any, is ignored.
 struct rethrow {
-  void operator()(std::exception_ptr e) const {
+  template <class... Result>
+  void operator()(std::exception_ptr e, const Result&...) const {
     if (e) std::rethrow_exception(e);
   }
 };
