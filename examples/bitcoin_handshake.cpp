@@ -518,16 +518,24 @@ asio::awaitable<int> session(p2p::peer_manager* mgr, config cfg) {
         node = p;
         wake.cancel();
       });
+  // add_active posts: the peer is not active yet when it returns, so wait for its outcome.
+  bool gone = false;
   p2p::subscription failed = mgr->events().peer_error.subscribe(
-      [&](const std::shared_ptr<p2p::peer>&, const boost::system::error_code&) { wake.cancel(); });
+      [&](const std::shared_ptr<p2p::peer>&, const boost::system::error_code&) {
+        gone = true;
+        wake.cancel();
+      });
   p2p::subscription ended =
-      mgr->events().peer_end.subscribe([&](const std::shared_ptr<p2p::peer>&) { wake.cancel(); });
+      mgr->events().peer_end.subscribe([&](const std::shared_ptr<p2p::peer>&) {
+        gone = true;
+        wake.cancel();
+      });
 
   co_await mgr->launch();
   mgr->add_active(cfg.node);
   const auto deadline =
       steady_clock::now() + mgr->options().connect_timeout + mgr->options().handshake_timeout + 1s;
-  while (!node && mgr->active_count() > 0 && steady_clock::now() < deadline) {
+  while (!node && !gone && steady_clock::now() < deadline) {
     wake.expires_at(deadline);
     co_await wake.async_wait(use_nothrow);
   }

@@ -240,22 +240,25 @@ p2p::subscription answer_knocks(
       });
 }
 
-/// Waits on the manager's strand until no active peer is still connecting (or `limit`
-/// passed); returns how many are connected.
-asio::awaitable<std::size_t> wait_connected(p2p::peer_manager* mgr, milliseconds limit) {
+/// Waits on the manager's strand until `expected` connects have each connected or failed
+/// (add_active posts, so they start after it returns), or `limit` passed; returns how many
+/// are connected.
+asio::awaitable<std::size_t> wait_connected(p2p::peer_manager* mgr, std::size_t expected,
+                                            milliseconds limit) {
   asio::steady_timer wake(co_await asio::this_coro::executor);
   const auto deadline = steady_clock::now() + limit;
+  std::size_t failed = 0;
   p2p::subscription on_connect =
       mgr->events().peer_connect.subscribe([&wake](const auto&) { wake.cancel(); });
-  p2p::subscription on_error =
-      mgr->events().peer_error.subscribe([&wake](const auto&, const auto&) { wake.cancel(); });
+  p2p::subscription on_error = mgr->events().peer_error.subscribe([&](const auto&, const auto&) {
+    ++failed;
+    wake.cancel();
+  });
   for (;;) {
-    std::size_t open = 0, pending = 0;
-    for (const auto& p : mgr->active_peers()) {
+    std::size_t open = 0;
+    for (const auto& p : mgr->active_peers())
       if (p->is_open()) ++open;
-      if (p->state() == "new" || p->state() == "connecting") ++pending;
-    }
-    if (pending == 0 || steady_clock::now() >= deadline) co_return open;
+    if (open + failed >= expected || steady_clock::now() >= deadline) co_return open;
     wake.expires_at(deadline);
     co_await wake.async_wait(use_nothrow);
   }
@@ -336,7 +339,7 @@ asio::awaitable<int> knock(p2p::peer_manager* mgr, config cfg) {
   p2p::subscription warnings = print_warnings(*mgr, "knocker");
   co_await mgr->launch();
   mgr->add_active(p2p::host_list(cfg.connect));
-  const std::size_t connected = co_await wait_connected(mgr, cfg.timeout);
+  const std::size_t connected = co_await wait_connected(mgr, cfg.connect.size(), cfg.timeout);
   say("connected to {} of {} host(s)", connected, cfg.connect.size());
 
   // A property per peer lets send() pick exactly that peer: each gets its own payload,
@@ -482,7 +485,7 @@ asio::awaitable<int> demo(p2p::peer_manager* asker, std::vector<answerer>* nodes
   std::vector<p2p::host> hosts;
   for (const auto& a : *nodes) hosts.push_back(a.address);
   asker->add_active(p2p::host_list(hosts));
-  const std::size_t connected = co_await wait_connected(asker, 5s);
+  const std::size_t connected = co_await wait_connected(asker, hosts.size(), 5s);
   say("asker connected to {} of {} answerers in {:.1f} ms", connected, nodes->size(),
       ms(steady_clock::now() - started));
   st.as_expected = connected == nodes->size();

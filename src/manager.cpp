@@ -2,7 +2,6 @@
 #include <p2p/manager.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -32,11 +31,29 @@ using time_point = std::chrono::steady_clock::time_point;
 
 // ---- manager_events ------------------------------------------------------------------
 
+manager_events::manager_events() {
+  const auto wire = [this](auto& sig, std::string_view name) {
+    sig.catch_into([this, name](std::exception_ptr e) { caught(name, e); });
+  };
+  wire(state_change, "state_change");
+  wire(peer_connect, "peer_connect");
+  wire(peer_ready, "peer_ready");
+  wire(peer_end, "peer_end");
+  wire(peer_error, "peer_error");
+  wire(peer_message, "peer_message");
+  wire(listen_connect, "listen_connect");
+  wire(report, "report");
+  wire(status, "status");
+}
+
+void manager_events::caught(std::string_view event, std::exception_ptr e) const {
+  if (!sink_) std::rethrow_exception(e);
+  sink_(event, e);
+}
+
 signal<std::shared_ptr<peer>, message>& manager_events::command(std::string_view command) {
-  auto it = commands_.find(command);
-  if (it == commands_.end())
-    it = commands_.emplace(std::string(command), signal<std::shared_ptr<peer>, message>{}).first;
-  return it->second;
+  return detail::command_signal(
+      commands_, command, [this](std::string_view name, std::exception_ptr e) { caught(name, e); });
 }
 
 void manager_events::emit_message(const std::shared_ptr<peer>& p, const message& m) {
@@ -92,7 +109,11 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
         check_timer_(strand_),
         status_timer_(strand_),
         all_closed_(strand_, time_point::max()),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    events_.sink_ = [this](std::string_view event, std::exception_ptr e) {
+      callback_threw(event, e);
+    };
+  }
 
   manager_impl(const manager_impl&) = delete;
   manager_impl& operator=(const manager_impl&) = delete;
@@ -144,6 +165,17 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   void report(severity level, std::string text) {
     events_.report.emit(p2p::report{level, std::move(text)});
+  }
+
+  /// A callback threw: reported, and the manager carries on as if it had returned.
+  void callback_threw(std::string_view event, std::exception_ptr e) {
+    if (event == "report") {
+      // Reporting a failed report could loop: this one leaves through io_context::run()
+      // from a handler of its own, so no loop of ours ends.
+      asio::post(strand_, [e] { std::rethrow_exception(e); });
+      return;
+    }
+    report(severity::error, fmt::format("a '{}' callback threw: {}", event, exception_text(e)));
   }
 
   void set_state(std::string s) {
@@ -215,9 +247,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   void connect_to(const host& h) {
     auto p = peer::outbound(strand_, h, opts_.peer());
     track(p);
-    // Straight to the peer's connect on the strand (peer::connect() would spawn again).
-    asio::co_spawn(
-        strand_, [p] { return p->connect_on_strand(); }, rethrow{});
+    // Straight to the transport's connect: its outcome arrives as the peer's notifications.
+    asio::co_spawn(p->io_, p->connect_on_transport(), [p](std::exception_ptr e, error_code) {
+      if (e) std::rethrow_exception(e);
+    });
   }
 
   /// Follows p's events (peer_observer) until it closes or the manager goes.
@@ -225,26 +258,34 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     if (active_.emplace(p->id(), entry{p, false, {}, 0, false}).second) p->observer_ = this;
   }
 
-  void on_peer_connect(peer& p) override { on_connect(p.shared_from_this()); }
-
-  void on_peer_error(peer& p, const error_code& ec) override { on_error(p.shared_from_this(), ec); }
-
-  void on_peer_end(peer& p) override { events_.peer_end.emit(p.shared_from_this()); }
+  void on_peer_connect(const std::shared_ptr<peer>& p) override { on_connect(p); }
 
   void on_peer_message(const std::shared_ptr<peer>& p, const message& m) override {
+    // Collectors first: an answer counts even if a callback below destroys the peer.
+    collectors_->for_each([&](answer_collector& c) {
+      try {
+        c.on_message(p, m);
+      } catch (...) {
+        callback_threw("answer_spec::matching predicate", std::current_exception());
+      }
+    });
     events_.emit_message(p, m);
-    collectors_->for_each([&](answer_collector& c) { c.on_message(p, m); });
   }
 
   void on_peer_report(const p2p::report& r) override { events_.report.emit(r); }
 
-  void on_peer_close(peer& p) override { on_close(p.shared_from_this()); }
+  void on_peer_close(const std::shared_ptr<peer>& p, bool remote_ended,
+                     const error_code& ec) override {
+    on_close(p, remote_ended, ec);
+  }
 
   void on_connect(const std::shared_ptr<peer>& p) {
     if (state_ == "launching") set_state("running");
     events_.peer_connect.emit(p);
+    if (p->silenced_.load(std::memory_order_relaxed)) return;  // a callback closed it
     if (!opts_.handshake) {
       // A silent inbound peer is caught by the pool check: no coroutine or timer per peer.
+      p->end_handshake();
       events_.peer_ready.emit(p);
       return;
     }
@@ -260,7 +301,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     // The deadline also ends when the peer closes, so no timer outlives a closed peer.
     subscription on_close = p->events().close.subscribe([&deadline] { deadline.cancel(); });
     auto outcome = co_await (run_hook(p) || deadline.async_wait(use_nothrow));
-    if (p->is_closed()) co_return;
+    p->end_handshake();
+    if (p->is_closed() || p->silenced_.load(std::memory_order_relaxed)) co_return;
     if (outcome.index() == 1) {
       report(severity::warning,
              fmt::format("peer {}: handshake did not finish within {} ms", p->remote().to_string(),
@@ -289,29 +331,32 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     }
   }
 
-  void on_error(const std::shared_ptr<peer>& p, const error_code& ec) {
+  /// A peer closed: the tables are settled first (removed, bar for a remote's failure),
+  /// then the reports and events, then a pool check is posted.
+  void on_close(const std::shared_ptr<peer>& p, bool remote_ended, const error_code& ec) {
+    collectors_->for_each([&](answer_collector& c) { c.on_closed(*p); });
+    auto it = active_.find(p->id());
+    const bool tracked = it != active_.end() && it->second.p == p;
+    if (tracked) {
+      if (it->second.evicted) --evicting_;
+      uncount_inbound(it->second);
+      active_.erase(it);
+    }
+    p->observer_ = nullptr;
+    if (ec) bar_peer(*p);
     if (ec == error::connect_timeout)
       report(severity::warning,
              fmt::format("connect to {} timed out after {} ms; barred", p->remote().to_string(),
                          opts_.connect_timeout.count()));
-    else
+    else if (ec)
       report(severity::warning,
              fmt::format("peer {} error: {}; barred", p->remote().to_string(), ec.message()));
-    bar_peer(*p);
-    events_.peer_error.emit(p, ec);
-    if (!p->is_closed()) p->close();
-  }
-
-  void on_close(const std::shared_ptr<peer>& p) {
-    collectors_->for_each([&](answer_collector& c) { c.on_closed(*p); });
-    auto it = active_.find(p->id());
-    if (it == active_.end() || it->second.p != p) return;
-    if (it->second.evicted) --evicting_;
-    uncount_inbound(it->second);
-    p->observer_ = nullptr;
-    active_.erase(it);
-    report(severity::info,
-           fmt::format("peer {} removed; {} active", p->remote().to_string(), active_.size()));
+    if (tracked)
+      report(severity::info,
+             fmt::format("peer {} removed; {} active", p->remote().to_string(), active_.size()));
+    if (remote_ended) events_.peer_end.emit(p);
+    if (ec) events_.peer_error.emit(p, ec);
+    if (!tracked) return;
     if (state_ == "shutdown") {
       if (active_.empty()) all_closed_.cancel();
       return;
@@ -501,11 +546,11 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
       if (!opts_.evict_inbound || !evict_one(p->remote().to_string())) refused = full;
     if (inbound_per_host_.contains(addr) && inbound_per_host_[addr] == 0)
       inbound_per_host_.erase(addr);
-    events_.listen_connect.emit(p, refused.empty());
     if (!refused.empty()) {
+      p->destroy();
+      events_.listen_connect.emit(p, false);
       report(severity::notice,
              fmt::format("inbound {} refused: {}", p->remote().to_string(), refused));
-      p->destroy();
       return;
     }
     track(p);
@@ -516,6 +561,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     ++inbound_count_;
     ++inbound_per_host_[addr];
     p->start();
+    events_.listen_connect.emit(p, true);
   }
 
   // ---- launch and shutdown ----
@@ -592,9 +638,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     for (auto& p : matching) chosen.emplace(p->id(), p);
     auto collector = std::make_shared<answer_collector>(strand_, chosen, std::move(spec));
     collector->start(collectors_);  // before sending: no answer can be missed
-    // On the strand already, and one frame per peer: queue and write now, no post each.
-    for (auto& p : matching)
-      if (p->queue_frame(frame)) p->flush_now();
+    // Each peer's transport queues and writes it on its own strand.
+    for (auto& p : matching) p->send_frame(frame);
     co_return sent_messages(std::move(chosen), std::move(collector));
   }
 
@@ -658,12 +703,12 @@ asio::awaitable<void> peer_manager::launch(host_list seeds) {
 
 void peer_manager::add_pool(host_list hosts) {
   auto impl = impl_;
-  asio::dispatch(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_pool(hosts); });
+  asio::post(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_pool(hosts); });
 }
 
 void peer_manager::add_active(host_list hosts) {
   auto impl = impl_;
-  asio::dispatch(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_active(hosts); });
+  asio::post(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_active(hosts); });
 }
 
 asio::awaitable<void> peer_manager::del_active(std::shared_ptr<peer> p, std::string reason) {
@@ -719,8 +764,7 @@ void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {
     throw std::invalid_argument(
         fmt::format("p2p: bar duration {} ms for '{}' is not positive", d.count(), host_name));
   auto impl = impl_;
-  asio::dispatch(impl->strand_,
-                 [impl, h = detail::host_key(host_name), d] { impl->bar_key(h, d); });
+  asio::post(impl->strand_, [impl, h = detail::host_key(host_name), d] { impl->bar_key(h, d); });
 }
 
 const std::string& peer_manager::state() const noexcept {

@@ -1,3 +1,7 @@
+// The peer's transport: connect, the read loop, the send queue and the lifecycle's I/O
+// shell. Everything here runs on the peer's own strand (io_); what the application sees is
+// handed to the home executor in one post per read (peer_home.cpp).
+
 #include <p2p/error.hpp>
 #include <p2p/peer.hpp>
 
@@ -6,26 +10,24 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/uuid/name_generator_sha1.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <array>
 #include <cassert>
-#include <cctype>
-#include <cmath>
 #include <stdexcept>
 
 #include "detail/async.hpp"
+#include "detail/peer_note.hpp"
 
 namespace p2p {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
+using detail::peer_input;
 using detail::use_nothrow;
 
 namespace {
@@ -39,10 +41,6 @@ constexpr int max_writes_per_flush = 4;
 
 /// Send-queue slots kept after the queue drains (more are released: idle peers stay small).
 constexpr std::size_t kept_queue_capacity = 8;
-
-/// Bounds on the messages kept for receive() that no waiter claimed.
-constexpr std::size_t max_inbox_messages = 16;
-constexpr std::size_t max_inbox_bytes = 256 * 1024;
 
 /// Reads per readiness wake-up before yielding to other peers (fairness).
 constexpr int max_reads_per_wake = 4;
@@ -60,129 +58,50 @@ boost::uuids::uuid uuid_for(const host& h) {
   return gen("p2p://" + h.to_string());
 }
 
-bool equal_ci(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-/// Errors that mean "we closed it ourselves", not a failure of the peer.
-bool is_own_close(const error_code& ec) {
-  return ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor;
-}
-
 }  // namespace
 
-std::string_view to_string(severity s) noexcept {
-  switch (s) {
-    case severity::info:
-      return "info";
-    case severity::notice:
-      return "notice";
-    case severity::warning:
-      return "warning";
-    case severity::error:
-      return "error";
-  }
-  return "unknown";
-}
+// ---- construction --------------------------------------------------------------------
 
-// ---- property ------------------------------------------------------------------------
-
-void property::throw_out_of_range(std::uint64_t v) {
-  throw std::invalid_argument(
-      fmt::format("p2p: property value {} does not fit a signed 64-bit integer", v));
-}
-
-bool property::matches(const property& other) const noexcept {
-  return std::visit(
-      [](const auto& a, const auto& b) -> bool {
-        using A = std::decay_t<decltype(a)>;
-        using B = std::decay_t<decltype(b)>;
-        if constexpr (std::is_same_v<A, std::string> && std::is_same_v<B, std::string>) {
-          return equal_ci(a, b);
-        } else if constexpr (std::is_same_v<A, bool> || std::is_same_v<B, bool>) {
-          if constexpr (std::is_same_v<A, B>) return a == b;
-          return false;
-        } else if constexpr (std::is_same_v<A, std::string> || std::is_same_v<B, std::string>) {
-          return false;
-        } else if constexpr (std::is_same_v<A, std::int64_t> && std::is_same_v<B, std::int64_t>) {
-          return a == b;
-        } else {
-          return static_cast<double>(a) == static_cast<double>(b);
-        }
-      },
-      v_, other.v_);
-}
-
-std::string property::to_string() const {
-  return std::visit(
-      [](const auto& v) -> std::string {
-        using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<V, bool>) {
-          return v ? "true" : "false";
-        } else if constexpr (std::is_same_v<V, std::string>) {
-          return v;
-        } else {
-          return fmt::format("{}", v);
-        }
-      },
-      v_);
-}
-
-// ---- peer_events ---------------------------------------------------------------------
-
-signal<p2p::message>& peer_events::command(std::string_view command) {
-  auto it = commands_.find(command);
-  if (it == commands_.end())
-    it = commands_.emplace(std::string(command), signal<p2p::message>{}).first;
-  return it->second;
-}
-
-void peer_events::emit_message(const p2p::message& m) {
-  message.emit(m);
-  if (auto it = commands_.find(m.command); it != commands_.end()) it->second.emit(m);
-}
-
-// ---- peer: construction --------------------------------------------------------------
-
-std::shared_ptr<peer> peer::outbound(executor_type strand, host remote, peer_options opts) {
+std::shared_ptr<peer> peer::outbound(executor_type home, host remote, peer_options opts) {
   opts.validate();
   if (remote.name.empty() || remote.port == 0)
     throw std::invalid_argument(
         fmt::format("p2p: outbound peer needs a host and a port, got '{}'", remote.to_string()));
-  // I/O objects use the strand's inner executor: handlers still run on the strand (the
+  // I/O objects use the inner executor: handlers still run on the transport strand (the
   // coroutines' executor), and an io_context executor fits in any_io_executor's small
   // buffer where a strand would be copied to the heap.
-  tcp::socket socket(strand.get_inner_executor());
-  return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
+  tcp::socket socket(home.get_inner_executor());
+  return std::make_shared<peer>(private_tag{}, std::move(home), std::move(remote),
                                 std::move(socket), false, std::move(opts));
 }
 
-std::shared_ptr<peer> peer::inbound(executor_type strand, tcp::socket socket, peer_options opts) {
+std::shared_ptr<peer> peer::inbound(executor_type home, tcp::socket socket, peer_options opts) {
   opts.validate();
   error_code ec;
   auto ep = socket.remote_endpoint(ec);
   if (ec) throw std::invalid_argument("p2p: inbound peer needs a connected socket");
   host remote{ep.address().to_string(), ep.port()};
-  // Re-home the accepted descriptor onto the strand so every handler runs there.
+  // Re-home the accepted descriptor onto this context's executor.
   auto protocol = ep.protocol();
-  tcp::socket homed(strand.get_inner_executor(), protocol, socket.release());
-  return std::make_shared<peer>(private_tag{}, std::move(strand), std::move(remote),
-                                std::move(homed), true, std::move(opts));
+  tcp::socket homed(home.get_inner_executor(), protocol, socket.release());
+  return std::make_shared<peer>(private_tag{}, std::move(home), std::move(remote), std::move(homed),
+                                true, std::move(opts));
 }
 
-peer::peer(private_tag, executor_type strand, host remote, tcp::socket socket, bool inbound,
+peer::peer(private_tag, executor_type home, host remote, tcp::socket socket, bool inbound,
            peer_options opts)
-    : strand_(std::move(strand)),
+    : home_(std::move(home)),
+      io_(asio::make_strand(home_.get_inner_executor())),
       remote_(std::move(remote)),
-      socket_(std::move(socket)),
       inbound_(inbound),
       opts_(std::move(opts)),
       id_(uuid_for(remote_)),
-      last_seen_(clock_type::now()),
-      decoder_(opts_.magic, opts_.max_message_size) {
+      socket_(std::move(socket)),
+      decoder_(opts_.magic, opts_.max_message_size),
+      last_seen_(clock_type::now().time_since_epoch().count()) {
+  events_.sink_ = [this](std::string_view event, std::exception_ptr e) {
+    callback_threw(event, e);
+  };
   if (inbound_) {
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -200,51 +119,67 @@ std::string peer::id_string() const {
   return boost::uuids::to_string(id_);
 }
 
-// ---- state and properties ------------------------------------------------------------
+// ---- the lifecycle's shell -----------------------------------------------------------
 
-void peer::set_state(std::string state) {
-  if (state == state_) return;
-  std::string old = std::exchange(state_, std::move(state));
-  events_.state_change.emit(old, state_);
-}
-
-void peer::set(std::string_view name, property value) {
-  if (name.empty()) throw std::invalid_argument("p2p: property name is empty");
-  if (name == "state") {
-    const std::string* s = value.string();
-    if (!s)
-      throw std::invalid_argument(
-          fmt::format("p2p: property 'state' must be a string, got '{}'", value.to_string()));
-    set_state(*s);
-    return;
+void peer::apply(peer_input in, error_code ec) {
+  assert(io_.running_in_this_thread());
+  const auto t = detail::next_state(io_state_, in, ec);
+  if (!t.changed()) return;
+  io_state_ = t.to;
+  detail::peer_note::change change{t, std::nullopt};
+  if (t.close_socket) {
+    error_code ig;
+    socket_.close(ig);
+    if (disconnect_timer_) disconnect_timer_->cancel();
+    drop_queue();
   }
-  auto it = props_.find(name);
-  if (it == props_.end())
-    props_.emplace(std::string(name), std::move(value));
-  else
-    it->second = std::move(value);
+  if (t.begin_disconnect) {
+    disconnect_timer_ =
+        std::make_unique<asio::steady_timer>(io_.get_inner_executor(), opts_.disconnect_timeout);
+    asio::co_spawn(io_, disconnect_watchdog(), [self = shared_from_this()](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+    // With frames still queued, the flush that sends the last of them half-closes.
+    if (!writing_ && !flush_posted_ && queue_head_ == queue_.size()) shutdown_send();
+  }
+  if (t.to == peer_lifecycle::open) {
+    error_code ig;
+    auto ep = socket_.remote_endpoint(ig);
+    if (!ig) change.endpoint = ep;
+    socket_.set_option(tcp::no_delay(true), ig);
+    socket_.non_blocking(true, ig);
+    last_seen_.store(clock_type::now().time_since_epoch().count(), relaxed);
+  }
+  if (transport_wake_) transport_wake_->cancel();  // send_and_wait re-checks the state
+  outbox_.push_back(detail::peer_note{std::move(change)});
+  publish();
+  if (t.start_reader) start_reader();
 }
 
-std::optional<property> peer::get(std::string_view name) const {
-  if (name == "state") return property(state_);
-  auto it = props_.find(name);
-  if (it == props_.end()) return std::nullopt;
-  return it->second;
+void peer::publish() {
+  if (outbox_.empty()) return;
+  // One post per read: messages, reports and transitions in the order they happened.
+  asio::post(home_, [self = shared_from_this(), batch = std::move(outbox_),
+                     at = clock_type::now()]() mutable { self->deliver(batch, at); });
+  outbox_.clear();
 }
 
-void peer::emit_report(severity level, std::string text) {
-  p2p::report r{level, fmt::format("peer {}: {}", remote_.to_string(), text)};
-  if (observer_) observer_->on_peer_report(r);
-  events_.report.emit(r);
+void peer::note_report(severity level, std::string text) {
+  outbox_.push_back(
+      detail::peer_note{p2p::report{level, fmt::format("peer {}: {}", remote_.to_string(), text)}});
 }
 
 // ---- connecting ----------------------------------------------------------------------
 
 asio::awaitable<error_code> peer::connect() {
-  // Not a coroutine: co_spawn with use_awaitable is the awaitable (and g++ 12 mishandles
-  // capturing temporaries inside a co_await expression).
+  // The transport connects; the caller resumes on the home executor after the connect (or
+  // failure) was delivered there, since the transport posted that first.
+  auto self = shared_from_this();
   return asio::co_spawn(
-      strand_, [self = shared_from_this()] { return self->connect_on_strand(); },
+      home_,
+      [self]() -> asio::awaitable<error_code> {
+        return asio::co_spawn(self->io_, self->connect_on_transport(), asio::use_awaitable);
+      },
       asio::use_awaitable);
 }
 
@@ -254,17 +189,17 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
   if (aec) {
     // A name: resolve, then try each address; `||` cancels whichever step is running.
     using namespace asio::experimental::awaitable_operators;
-    asio::steady_timer timer(strand_.get_inner_executor(), opts_.connect_timeout);
+    asio::steady_timer timer(io_.get_inner_executor(), opts_.connect_timeout);
     auto outcome = co_await (resolve_and_connect() || timer.async_wait(use_nothrow));
     co_return outcome.index() == 0 ? std::get<0>(outcome) : make_error_code(error::connect_timeout);
   }
   // An address (the common case): no resolver, whose getaddrinfo runs on a thread of its
   // own, and one connect bounded by a timer that closes the socket, which is much cheaper
   // than a parallel group.
-  asio::steady_timer timer(strand_.get_inner_executor(), opts_.connect_timeout);
+  asio::steady_timer timer(io_.get_inner_executor(), opts_.connect_timeout);
   connect_expired_ = false;
-  timer.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](error_code ec) {
-    if (ec || !self->connecting_) return;
+  timer.async_wait(asio::bind_executor(io_, [self = shared_from_this()](error_code ec) {
+    if (ec || self->io_state_ != peer_lifecycle::connecting) return;
     self->connect_expired_ = true;
     error_code ig;
     self->socket_.close(ig);
@@ -275,7 +210,7 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
 }
 
 asio::awaitable<error_code> peer::resolve_and_connect() {
-  tcp::resolver resolver(strand_);
+  tcp::resolver resolver(io_.get_inner_executor());
   auto [rec, results] =
       co_await resolver.async_resolve(remote_.name, std::to_string(remote_.port), use_nothrow);
   if (rec) co_return rec;
@@ -283,99 +218,66 @@ asio::awaitable<error_code> peer::resolve_and_connect() {
   co_return cec;
 }
 
-asio::awaitable<error_code> peer::connect_on_strand() {
-  if (inbound_ || state_ != "new" || closed_ || connecting_)
+asio::awaitable<error_code> peer::connect_on_transport() {
+  const auto self = shared_from_this();
+  if (inbound_ || io_state_ != peer_lifecycle::created)
     co_return make_error_code(asio::error::already_started);
-  connecting_ = true;
-  set_state("connecting");
+  apply(peer_input::start_connect);
   error_code ec = co_await connect_within_timeout();
-  connecting_ = false;
-  // async_connect re-opens a socket we closed mid-resolve, so check the request itself.
-  if (!ec && stop_requested_) ec = make_error_code(asio::error::operation_aborted);
+  if (io_state_ != peer_lifecycle::connecting) {
+    // destroy() or close() ended it meanwhile; async_connect re-opens a socket closed
+    // mid-resolve, so close again.
+    error_code ig;
+    socket_.close(ig);
+    co_return make_error_code(asio::error::operation_aborted);
+  }
   if (ec) {
-    if (!is_own_close(ec) && !error_reported_) {
-      error_reported_ = true;
-      emit_error(ec);
-    }
-    finish(ec);
+    apply(peer_input::connect_failed, ec);
     co_return ec;
   }
-  on_connected();
+  apply(peer_input::connected);
   co_return error_code{};
 }
 
 void peer::start() {
-  auto self = shared_from_this();
-  asio::post(strand_, [self] {
-    if (self->closed_ || self->running_ || !self->inbound_) return;
-    self->on_connected();
+  asio::post(io_, [self = shared_from_this()] {
+    if (self->inbound_) self->apply(peer_input::start_inbound);
   });
 }
 
-void peer::on_connected() {
-  assert(strand_.running_in_this_thread());
-  error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
-  if (!ec) endpoint_ = ep;
-  socket_.set_option(tcp::no_delay(true), ec);
-  socket_.non_blocking(true, ec);
-  open_ = true;
-  last_seen_ = clock_type::now();
-  running_ = true;
-  set_state("connected");
-  if (observer_) observer_->on_peer_connect(*this);
-  events_.connect.emit();
-  if (closed_ || !socket_.is_open()) {
-    finish(make_error_code(asio::error::operation_aborted));
-    return;
-  }
-  // The reader runs for the peer's life and finishes it. Writes are made by a posted
-  // flush (write_now); a writer coroutine exists only while the socket is full (an idle
-  // peer holds one coroutine, not two and a wake-up timer). A write error closes the
-  // socket, which ends the reader.
-  asio::co_spawn(strand_, read_loop(),
+// ---- reading -------------------------------------------------------------------------
+
+void peer::start_reader() {
+  // The reader runs for the peer's life and ends it. Writes are made by a posted flush
+  // (write_now); a writer coroutine exists only while the socket is full.
+  reading_ = true;
+  asio::co_spawn(io_, read_loop(),
                  [self = shared_from_this()](std::exception_ptr e, error_code ec) {
-                   self->finish(self->end_error_ ? self->end_error_ : ec);
+                   self->on_reader_done(ec);
                    if (e) std::rethrow_exception(e);
                  });
   if (queue_head_ != queue_.size()) schedule_flush();
 }
 
-// ---- the loops -----------------------------------------------------------------------
-
-void peer::end_with(error_code ec) {
-  if (!end_error_) end_error_ = ec;
-  error_code ig;
-  socket_.close(ig);
-}
-
-void peer::schedule_flush() {
-  // Posted, so that every frame queued by the current handler goes out in one write.
-  if (!running_ || writing_ || flush_posted_) return;
-  flush_posted_ = true;
-  asio::post(strand_, [self = shared_from_this()] {
-    self->flush_posted_ = false;
-    self->flush_now();
-  });
-}
-
-void peer::flush_now() {
-  if (!running_ || writing_) return;
-  if (write_now() == write_result::blocked) {
-    writing_ = true;
-    asio::co_spawn(
-        strand_, [self = shared_from_this()] { return self->write_loop(); }, detail::rethrow{});
-  }
+void peer::on_reader_done(error_code ec) {
+  reading_ = false;
+  if (ec == asio::error::eof)
+    apply(peer_input::remote_eof);
+  else if (detail::is_own_close(ec))
+    apply(peer_input::destroy, make_error_code(asio::error::operation_aborted));
+  else
+    apply(peer_input::failed, ec);
 }
 
 asio::awaitable<error_code> peer::read_loop() {
-  // Held for the loop's life and handed to the message observer: no reference count
-  // traffic per message.
-  const auto self = shared_from_this();
   for (;;) {
     auto [wec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     if (wec) co_return wec;
-    for (int round = 0; round < max_reads_per_wake; ++round) {
+    if (io_state_ == peer_lifecycle::closed)
+      co_return make_error_code(asio::error::operation_aborted);
+    error_code err;
+    bool got_bytes = false;
+    for (int round = 0; round < max_reads_per_wake && !err; ++round) {
       // A large payload is read straight into its own buffer (one copy fewer); all else
       // goes through the per-thread buffer.
       const auto direct = decoder_.direct_buffer();
@@ -384,83 +286,101 @@ asio::awaitable<error_code> peer::read_loop() {
       error_code ec;
       const std::size_t n = socket_.read_some(into, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) co_return ec;
-      last_seen_ = clock_type::now();
-      received_any_ = true;
-      error_code err;
-      if (direct.empty()) {
-        err = dispatch(self, {buf.data(), n});
-      } else if (auto ev = decoder_.commit_direct(n)) {
-        err = handle(self, *ev);
+      if (ec) {
+        err = ec;
+        break;
       }
-      if (err) co_return err;
-      if (closed_ || !socket_.is_open()) co_return make_error_code(asio::error::operation_aborted);
+      got_bytes = true;
+      if (direct.empty()) {
+        err = dispatch({buf.data(), n});
+      } else if (auto ev = decoder_.commit_direct(n)) {
+        err = handle(*ev);
+      }
       if (n < into.size()) break;
     }
+    if (got_bytes) {
+      last_seen_.store(clock_type::now().time_since_epoch().count(), relaxed);
+      received_any_.store(true, relaxed);
+      frames_seen_.store(frames_, relaxed);
+      garbage_seen_.store(decoder_.garbage_total(), relaxed);
+    }
+    publish();
+    if (err) co_return err;
   }
 }
 
-error_code peer::dispatch(const std::shared_ptr<peer>& self, std::span<const std::uint8_t> bytes) {
+error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
   while (auto ev = decoder_.next(bytes))
-    if (auto err = handle(self, *ev)) return err;
+    if (auto err = handle(*ev)) return err;
   return {};
 }
 
-error_code peer::handle(const std::shared_ptr<peer>& self, decode_event& ev) {
+error_code peer::handle(decode_event& ev) {
   switch (ev.what) {
     case decode_event::kind::message:
-      ++frames_received_;
-      last_message_ = last_seen_;
+      ++frames_;
       garbage_run_ = 0;
-      claimed_ = false;
-      try {
-        if (observer_) observer_->on_peer_message(self, ev.msg);
-        events_.emit_message(ev.msg);
-      } catch (const std::exception& e) {
-        emit_report(severity::error,
-                    fmt::format("a '{}' message handler threw: {}", ev.msg.command, e.what()));
-        return make_error_code(error::handler_failed);
-      }
-      if (closed_) return make_error_code(asio::error::operation_aborted);
-      if (inbox_on_ && !claimed_) keep_for_receive(std::move(ev.msg));
-      break;
+      outbox_.push_back(detail::peer_note{std::move(ev.msg)});
+      return {};
     case decode_event::kind::garbage:
       garbage_run_ += ev.count;
-      emit_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev.count));
+      note_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev.count));
       break;
     case decode_event::kind::bad_checksum:
       // Undeliverable bytes count like garbage, so a storm of bad frames is bounded too.
       garbage_run_ += header_size + ev.count;
-      emit_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
+      note_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
                                                  ev.msg.command, ev.count));
       break;
     case decode_event::kind::bad_command:
       garbage_run_ += header_size + ev.count;
-      emit_report(severity::warning,
+      note_report(severity::warning,
                   fmt::format("dropped a frame of {} bytes: invalid command field", ev.count));
       break;
     case decode_event::kind::oversized:
-      emit_report(severity::error, fmt::format("'{}' frame declares {} bytes; limit {}",
+      note_report(severity::error, fmt::format("'{}' frame declares {} bytes; limit {}",
                                                ev.msg.command, ev.count, opts_.max_message_size));
       return make_error_code(error::oversized_message);
   }
   if (garbage_run_ > opts_.max_garbage) {
-    emit_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
+    note_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
                                              garbage_run_, opts_.max_garbage));
     return make_error_code(error::too_much_garbage);
   }
   return {};
 }
 
+// ---- writing -------------------------------------------------------------------------
+
+void peer::schedule_flush() {
+  // Posted, so that every frame queued by the current handler goes out in one write.
+  if (!reading_ || writing_ || flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush_now();
+  });
+}
+
+void peer::flush_now() {
+  if (!reading_ || writing_) return;
+  if (write_now() == write_result::blocked) {
+    writing_ = true;
+    asio::co_spawn(io_, write_loop(), [self = shared_from_this()](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+  }
+}
+
 peer::write_result peer::write_now() {
-  if (closed_ || !socket_.is_open()) return write_result::failed;
+  if (io_state_ == peer_lifecycle::closed || !socket_.is_open()) return write_result::failed;
   // Gathered per thread: the write below is synchronous (the socket is non-blocking).
   static thread_local std::vector<asio::const_buffer> bufs;
   for (int round = 0; round < max_writes_per_flush; ++round) {
     if (queue_head_ == queue_.size()) {
       // Flushed while disconnecting: half-close and let the reader wait for the remote's
       // close (the disconnect watchdog bounds the wait).
-      if (closing_) shutdown_send();
+      if (io_state_ == peer_lifecycle::disconnecting) shutdown_send();
       return write_result::drained;
     }
     bufs.clear();
@@ -478,7 +398,7 @@ peer::write_result peer::write_now() {
     if (ec == asio::error::would_block || ec == asio::error::try_again)
       return write_result::blocked;
     if (ec) {
-      if (!is_own_close(ec)) end_with(ec);
+      if (!detail::is_own_close(ec)) apply(peer_input::failed, ec);
       return write_result::failed;
     }
     consume_written(n);
@@ -509,9 +429,10 @@ void peer::consume_written(std::size_t n) {
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
     queue_head_ = 0;
   }
+  queued_bytes_seen_.store(queued_bytes_, relaxed);
   if (frames > 0) {
     written_seq_ += frames;
-    wake_waiters();
+    if (transport_wake_) transport_wake_->cancel();
   }
 }
 
@@ -520,9 +441,9 @@ asio::awaitable<void> peer::write_loop() {
   // stop, so an enqueue() after that schedules a flush instead of leaving its frame behind.
   for (;;) {
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, use_nothrow);
-    if (closed_) break;
+    if (io_state_ == peer_lifecycle::closed) break;
     if (ec) {
-      if (!is_own_close(ec)) end_with(ec);
+      if (!detail::is_own_close(ec)) apply(peer_input::failed, ec);
       break;
     }
     if (write_now() != write_result::blocked) break;
@@ -535,26 +456,29 @@ void peer::shutdown_send() {
   socket_.shutdown(tcp::socket::shutdown_send, ig);
 }
 
-// ---- sending -------------------------------------------------------------------------
-
-void peer::enqueue(shared_bytes frame) {
-  if (queue_frame(std::move(frame))) schedule_flush();
+void peer::drop_queue() {
+  queue_ = {};
+  queue_head_ = 0;
+  front_written_ = 0;
+  queued_bytes_ = 0;
+  queued_bytes_seen_.store(0, relaxed);
 }
 
-bool peer::queue_frame(shared_bytes frame) {
-  assert(strand_.running_in_this_thread());
-  if (closing_ || closed_) return false;
+void peer::enqueue(shared_bytes frame) {
+  assert(io_.running_in_this_thread());
+  if (!detail::accepts_frames(io_state_)) return;
   if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > opts_.max_send_buffer) {
-    emit_report(severity::error,
+    note_report(severity::error,
                 fmt::format("send queue would hold {} bytes; limit {} (the peer is not reading)",
                             queued_bytes_ + frame.size(), opts_.max_send_buffer));
-    fail_on_strand(make_error_code(error::send_buffer_overflow));
-    return false;
+    apply(peer_input::failed, make_error_code(error::send_buffer_overflow));
+    return;
   }
   queued_bytes_ += frame.size();
+  queued_bytes_seen_.store(queued_bytes_, relaxed);
   queue_.push_back(std::move(frame));
   ++enqueued_seq_;
-  return true;
+  schedule_flush();
 }
 
 void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {
@@ -562,11 +486,7 @@ void peer::send(std::string_view command, std::span<const std::uint8_t> payload)
 }
 
 void peer::send_frame(shared_bytes frame) {
-  if (strand_.running_in_this_thread()) {
-    enqueue(std::move(frame));
-    return;
-  }
-  asio::post(strand_, [self = shared_from_this(), f = std::move(frame)]() mutable {
+  asio::post(io_, [self = shared_from_this(), f = std::move(frame)]() mutable {
     self->enqueue(std::move(f));
   });
 }
@@ -575,17 +495,24 @@ asio::awaitable<error_code> peer::send_and_wait(std::string_view command,
                                                 std::span<const std::uint8_t> payload) {
   auto frame = encode_frame(opts_.magic, command, payload);
   return asio::co_spawn(
-      strand_, [self = shared_from_this(), frame] { return self->send_on_strand(frame); },
+      io_, [self = shared_from_this(), frame] { return self->send_on_transport(frame); },
       asio::use_awaitable);
 }
 
-asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
-  if (closing_ || closed_) co_return make_error_code(error::peer_closed);
+asio::steady_timer& peer::transport_wake() {
+  if (!transport_wake_)
+    transport_wake_ = std::make_unique<asio::steady_timer>(io_.get_inner_executor(),
+                                                           clock_type::time_point::max());
+  return *transport_wake_;
+}
+
+asio::awaitable<error_code> peer::send_on_transport(shared_bytes frame) {
+  if (!detail::accepts_frames(io_state_)) co_return make_error_code(error::peer_closed);
   enqueue(std::move(frame));
   const std::uint64_t seq = enqueued_seq_;
   while (written_seq_ < seq) {
-    if (closed_) co_return make_error_code(error::peer_closed);
-    co_await waiters_wake().async_wait(use_nothrow);
+    if (io_state_ == peer_lifecycle::closed) co_return make_error_code(error::peer_closed);
+    co_await transport_wake().async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none)
       co_return make_error_code(asio::error::operation_aborted);
@@ -593,188 +520,28 @@ asio::awaitable<error_code> peer::send_on_strand(shared_bytes frame) {
   co_return error_code{};
 }
 
-// ---- receiving -----------------------------------------------------------------------
-
-asio::awaitable<std::optional<message>> peer::receive(std::string command,
-                                                      std::chrono::milliseconds timeout) {
-  check_command(command);
-  return asio::co_spawn(
-      strand_,
-      [self = shared_from_this(), command = std::move(command), timeout] {
-        return self->receive_on_strand(command, timeout);
-      },
-      asio::use_awaitable);
-}
-
-void peer::keep_for_receive(message m) {
-  inbox_bytes_ += m.payload.size();
-  inbox_.push_back(std::move(m));
-  std::size_t drop = 0;
-  while (inbox_.size() - drop > max_inbox_messages || inbox_bytes_ > max_inbox_bytes)
-    inbox_bytes_ -= inbox_[drop++].payload.size();
-  inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(drop));
-}
-
-asio::awaitable<std::optional<message>> peer::receive_on_strand(std::string command,
-                                                                std::chrono::milliseconds timeout) {
-  // From the first receive() on, unclaimed messages are kept (bounded), so a reply that
-  // arrived in the same read as the previous one is not lost between two receives.
-  inbox_on_ = true;
-  for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
-    if (it->command != command) continue;
-    message m = std::move(*it);
-    inbox_bytes_ -= m.payload.size();
-    inbox_.erase(it);
-    co_return m;
-  }
-  if (closed_) co_return std::nullopt;
-  asio::steady_timer timer(strand_, timeout);
-  std::optional<message> got;
-  subscription on_msg = events_.command(command).subscribe([&](const message& m) {
-    if (!got) {
-      got = m;
-      claimed_ = true;
-      timer.cancel();
-    }
-  });
-  subscription on_close = events_.close.subscribe([&] { timer.cancel(); });
-  co_await timer.async_wait(use_nothrow);
-  auto cs = co_await asio::this_coro::cancellation_state;
-  if (!got && cs.cancelled() != asio::cancellation_type::none)
-    throw boost::system::system_error(asio::error::operation_aborted);
-  co_return got;
-}
-
 // ---- closing -------------------------------------------------------------------------
 
-asio::awaitable<void> peer::disconnect() {
-  return asio::co_spawn(
-      strand_,
-      [self = shared_from_this()]() -> asio::awaitable<void> {
-        self->start_disconnect();
-        return self->wait_closed_on_strand();
-      },
-      asio::use_awaitable);
-}
-
 void peer::close() {
-  asio::post(strand_, [self = shared_from_this()] { self->start_disconnect(); });
+  asio::post(io_, [self = shared_from_this()] { self->apply(peer_input::close); });
 }
 
-void peer::start_disconnect() {
-  assert(strand_.running_in_this_thread());
-  if (closing_ || closed_) return;
-  if (!open_) {
-    // Not connected (yet): nothing to flush.
-    fail_on_strand(make_error_code(asio::error::operation_aborted));
-    return;
-  }
-  closing_ = true;
-  set_state("disconnecting");
-  disconnect_timer_ =
-      std::make_unique<asio::steady_timer>(strand_.get_inner_executor(), opts_.disconnect_timeout);
-  auto self = shared_from_this();
-  asio::co_spawn(
-      strand_, [self] { return self->disconnect_watchdog(); }, detail::rethrow{});
-  // With frames still queued, the flush that sends the last of them half-closes.
-  if (!writing_ && !flush_posted_ && queue_head_ == queue_.size()) shutdown_send();
-  wake_waiters();
+void peer::destroy() {
+  fail(make_error_code(asio::error::operation_aborted));
+}
+
+void peer::fail(error_code ec) {
+  // Silence at once, from any thread: frames already read are not delivered any more.
+  silenced_.store(true, relaxed);
+  asio::post(io_, [self = shared_from_this(), ec] { self->apply(peer_input::destroy, ec); });
 }
 
 asio::awaitable<void> peer::disconnect_watchdog() {
   auto [ec] = co_await disconnect_timer_->async_wait(use_nothrow);
-  if (ec || closed_) co_return;
-  emit_report(severity::notice, fmt::format("graceful disconnect took longer than {} ms; closing",
+  if (ec || io_state_ == peer_lifecycle::closed) co_return;
+  note_report(severity::notice, fmt::format("graceful disconnect took longer than {} ms; closing",
                                             opts_.disconnect_timeout.count()));
-  error_code ig;
-  socket_.close(ig);
-}
-
-void peer::destroy() {
-  if (!strand_.running_in_this_thread()) {
-    asio::post(strand_, [self = shared_from_this()] { self->destroy(); });
-    return;
-  }
-  fail_on_strand(make_error_code(asio::error::operation_aborted));
-}
-
-void peer::fail(error_code ec) {
-  if (!strand_.running_in_this_thread()) {
-    asio::post(strand_, [self = shared_from_this(), ec] { self->fail_on_strand(ec); });
-    return;
-  }
-  fail_on_strand(ec);
-}
-
-void peer::fail_on_strand(error_code ec) {
-  if (closed_) return;
-  stop_requested_ = true;
-  if (ec && !is_own_close(ec) && !error_reported_) {
-    error_reported_ = true;
-    emit_error(ec);
-  }
-  error_code ig;
-  socket_.close(ig);
-  // Running loops end on the closed socket and call finish(); otherwise finish here.
-  if (!running_ && !connecting_) finish(ec);
-}
-
-void peer::finish(error_code ec) {
-  if (closed_) return;
-  closed_ = true;
-  const bool was_open = open_;
-  open_ = false;
-  error_code ig;
-  socket_.close(ig);
-  if (disconnect_timer_) disconnect_timer_->cancel();
-  queue_ = {};
-  queue_head_ = 0;
-  front_written_ = 0;
-  queued_bytes_ = 0;
-  inbox_ = {};
-  inbox_bytes_ = 0;
-  auto self = shared_from_this();  // callbacks below may drop the last outside reference
-  if (was_open && ec == asio::error::eof) {
-    if (observer_) observer_->on_peer_end(*this);
-    events_.end.emit();
-  } else if (ec && !is_own_close(ec) && !closing_ && !error_reported_) {
-    error_reported_ = true;
-    emit_error(ec);
-  }
-  set_state("closed");
-  if (observer_) observer_->on_peer_close(*this);
-  events_.close.emit();
-  wake_waiters();
-}
-
-void peer::emit_error(const error_code& ec) {
-  if (observer_) observer_->on_peer_error(*this, ec);
-  events_.error.emit(ec);
-}
-
-asio::steady_timer& peer::waiters_wake() {
-  if (!waiters_wake_)
-    waiters_wake_ = std::make_unique<asio::steady_timer>(strand_.get_inner_executor(),
-                                                         clock_type::time_point::max());
-  return *waiters_wake_;
-}
-
-void peer::wake_waiters() {
-  if (waiters_wake_) waiters_wake_->cancel();
-}
-
-asio::awaitable<void> peer::wait_closed() {
-  return asio::co_spawn(
-      strand_, [self = shared_from_this()] { return self->wait_closed_on_strand(); },
-      asio::use_awaitable);
-}
-
-asio::awaitable<void> peer::wait_closed_on_strand() {
-  while (!closed_) {
-    co_await waiters_wake().async_wait(use_nothrow);
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none) co_return;
-  }
+  apply(peer_input::disconnect_expired);
 }
 
 }  // namespace p2p

@@ -10,9 +10,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -81,7 +85,9 @@ class subscription {
 /// A list of callbacks called in subscription order with `Args`.
 ///
 /// A callback may unsubscribe itself or others, or subscribe new ones, while it runs; one
-/// subscribed during an emit is first called on the next emit.
+/// subscribed during an emit is first called on the next emit. The library's own signals
+/// catch what a callback throws (`catch_into`): the other callbacks still run, and the
+/// exception is reported instead of unwinding through the library.
 /// @par Thread safety
 /// Subscribe, emit and unsubscribe on one executor (the manager's strand).
 template <class... Args>
@@ -89,6 +95,16 @@ class signal {
  public:
   /// The callback type.
   using callback = std::function<void(const Args&...)>;
+
+  /// An empty signal.
+  signal() = default;
+
+  signal(const signal&) = delete;
+  signal& operator=(const signal&) = delete;
+
+  /// From now on, an exception thrown by a callback is handed to `sink` and the emit goes
+  /// on with the next callback. Without a sink it stops the emit and propagates.
+  void catch_into(std::function<void(std::exception_ptr)> sink) { sink_ = std::move(sink); }
 
   /// Subscribes `fn`; it is called until the returned handle is destroyed or unsubscribed.
   [[nodiscard]] subscription subscribe(callback fn) {
@@ -101,7 +117,7 @@ class signal {
     return subscription(std::weak_ptr<detail::slot_base>(s));
   }
 
-  /// Calls every active callback. A callback that throws stops the emit and propagates.
+  /// Calls every active callback; what one throws goes to the sink (see `catch_into`).
   void emit(const Args&... args) {
     const std::size_t n = slots_.size();
     ++depth_;
@@ -119,10 +135,17 @@ class signal {
       // Index, and a raw pointer: a callback may subscribe (reallocating slots_) or
       // unsubscribe, but slots are only erased at depth 0, so the slot outlives the call.
       slot* s = slots_[i].get();
-      if (s->active)
-        s->fn(args...);
-      else
+      if (!s->active) {
         g.saw_dead = true;
+      } else if (!sink_) {
+        s->fn(args...);
+      } else {
+        try {
+          s->fn(args...);
+        } catch (...) {
+          sink_(std::current_exception());
+        }
+      }
     }
   }
 
@@ -146,8 +169,31 @@ class signal {
   }
 
   std::vector<std::shared_ptr<slot>> slots_;
+  std::function<void(std::exception_ptr)> sink_;
   int depth_ = 0;
 };
+
+namespace detail {
+/// Where the library's signals send what a callback threw: (event name, exception).
+using callback_error_sink = std::function<void(std::string_view, std::exception_ptr)>;
+
+/// The text of an exception for a report ("unknown exception" for a non-std one).
+std::string exception_text(std::exception_ptr e);
+
+/// The per-command signal for `command` in `signals`, made on first use; what its callbacks
+/// throw goes to `caught(name, exception)`.
+template <class Signal, class Caught>
+Signal& command_signal(std::map<std::string, Signal, std::less<>>& signals,
+                       std::string_view command, Caught caught) {
+  auto it = signals.find(command);
+  if (it == signals.end()) {
+    it = signals.try_emplace(std::string(command)).first;
+    it->second.catch_into([caught, name = "command(\"" + std::string(command) +
+                                          "\")"](std::exception_ptr e) { caught(name, e); });
+  }
+  return it->second;
+}
+}  // namespace detail
 
 /// Waits for the next emit of `sig` whose arguments satisfy `pred`, for at most `timeout`.
 ///

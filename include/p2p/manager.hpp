@@ -42,7 +42,14 @@ struct manager_status {
 /// The events of a manager; peer events are bubbled up with the peer.
 ///
 /// @par Thread safety
-/// Subscribe and unsubscribe on the manager's executor (`peer_manager::get_executor`).
+/// Emitted on the manager's strand (`peer_manager::get_executor`); subscribe and
+/// unsubscribe there too.
+/// @par Exceptions
+/// What a callback throws is caught: the other callbacks still run, the manager carries on
+/// exactly as if the callback had returned (no loop ends, no peer is closed or barred for
+/// it), and it is reported (`report`, severity error, naming the event). An exception
+/// thrown by a `report` callback itself propagates out of `io_context::run()` from a handler
+/// of its own; calling `run()` again carries on.
 struct manager_events {
   /// The manager's state changed from the first to the second value.
   signal<std::string, std::string> state_change;
@@ -63,6 +70,11 @@ struct manager_events {
   /// Periodic status.
   signal<manager_status> status;
 
+  /// Every signal's callback exceptions go to the manager.
+  manager_events();
+  manager_events(const manager_events&) = delete;
+  manager_events& operator=(const manager_events&) = delete;
+
   /// The per-command message event: "foo" → the `foo` message event of any active peer.
   signal<std::shared_ptr<peer>, message>& command(std::string_view command);
 
@@ -70,17 +82,22 @@ struct manager_events {
   void emit_message(const std::shared_ptr<peer>& p, const message& m);
 
  private:
+  friend class detail::manager_impl;
+  void caught(std::string_view event, std::exception_ptr e) const;
+
   std::map<std::string, signal<std::shared_ptr<peer>, message>, std::less<>> commands_;
+  detail::callback_error_sink sink_;
 };
 
 /// Manages a network of peers: the pool, the active set, the listener and the checks.
 ///
 /// States: "new" → "launching" → "running" (first peer connected) → "shutdown".
 /// @par Thread safety
-/// The awaitable functions and `add_pool`, `add_active`, `bar` may be called from any
-/// thread. Everything else (getters, `events()` subscriptions, `send` results' peers'
-/// members) must run on `get_executor()`: in its event callbacks, or in a coroutine
-/// spawned on it.
+/// The manager's state (pool, active set, bars, admission) lives on its strand
+/// (`get_executor()`), where every event callback runs and the peers' home-side members
+/// (properties, state, their events) live. Each peer's transport runs on a strand of its
+/// own. Any thread: the awaitable functions and `add_pool`, `add_active`, `bar` (they post:
+/// called from a callback, none runs inline). Strand only: the getters and `events()`.
 /// @par Lifetimes
 /// Destroying the manager closes every connection at once; prefer `co_await shutdown()`.
 class peer_manager {

@@ -7,6 +7,7 @@
 #include <p2p/error.hpp>
 #include <p2p/events.hpp>
 #include <p2p/host.hpp>
+#include <p2p/lifecycle.hpp>
 #include <p2p/manager.hpp>
 #include <p2p/message.hpp>
 #include <p2p/options.hpp>

@@ -5,6 +5,7 @@
 #include <p2p/codec.hpp>
 #include <p2p/events.hpp>
 #include <p2p/host.hpp>
+#include <p2p/lifecycle.hpp>
 #include <p2p/message.hpp>
 #include <p2p/options.hpp>
 
@@ -16,16 +17,17 @@
 #include <boost/system/error_code.hpp>
 #include <boost/uuid/uuid.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -103,7 +105,12 @@ class property {
 /// The events of one peer.
 ///
 /// @par Thread safety
-/// Subscribe and unsubscribe on the peer's executor (see `peer::get_executor`).
+/// Emitted, subscribed and unsubscribed on the peer's home executor (`peer::get_executor`:
+/// the manager's strand for a peer of a manager).
+/// @par Exceptions
+/// What a callback throws is caught; the other callbacks still run and the peer carries on
+/// as if the callback had returned. It is reported (`report`, severity error); an exception
+/// thrown by a `report` callback itself propagates out of `io_context::run()`.
 struct peer_events {
   /// State changed from the first to the second value.
   signal<std::string, std::string> state_change;
@@ -111,14 +118,19 @@ struct peer_events {
   signal<> connect;
   /// The remote closed its side.
   signal<> end;
-  /// An error ended or will end the connection.
+  /// An error ended the connection.
   signal<boost::system::error_code> error;
-  /// The connection is closed; nothing more will be emitted but state changes.
+  /// The connection is closed; nothing more will be emitted.
   signal<> close;
   /// A valid message arrived.
   signal<p2p::message> message;
-  /// Something worth logging happened (garbage skipped, a frame dropped).
+  /// Something worth logging happened (garbage skipped, a frame dropped, a callback threw).
   signal<p2p::report> report;
+
+  /// Every signal's callback exceptions go to the owner's sink.
+  peer_events();
+  peer_events(const peer_events&) = delete;
+  peer_events& operator=(const peer_events&) = delete;
 
   /// The per-command message event: "foo" → the `foo` message event.
   signal<p2p::message>& command(std::string_view command);
@@ -127,7 +139,11 @@ struct peer_events {
   void emit_message(const p2p::message& m);
 
  private:
+  friend class peer;
+  void caught(std::string_view event, std::exception_ptr e) const;
+
   std::map<std::string, signal<p2p::message>, std::less<>> commands_;
+  detail::callback_error_sink sink_;
 };
 
 class peer;
@@ -137,52 +153,68 @@ namespace detail {
 class manager_impl;
 
 /// Internal: how a manager follows its peers, with one pointer per peer rather than a
-/// subscription (a heap slot and a std::function) per event. Called on the strand, before
-/// the peer's own signals.
+/// subscription per event. Called on the peer's home executor (the manager's strand), after
+/// the peer's state is settled and before the peer's own signals.
 class peer_observer {
  public:
-  virtual void on_peer_connect(peer& p) = 0;
-  virtual void on_peer_error(peer& p, const boost::system::error_code& ec) = 0;
-  virtual void on_peer_end(peer& p) = 0;
+  virtual void on_peer_connect(const std::shared_ptr<peer>& p) = 0;
   virtual void on_peer_message(const std::shared_ptr<peer>& p, const message& m) = 0;
   virtual void on_peer_report(const report& r) = 0;
-  virtual void on_peer_close(peer& p) = 0;
+  /// The peer closed: the remote ended it (`remote_ended`), or it failed (`ec`), or neither.
+  virtual void on_peer_close(const std::shared_ptr<peer>& p, bool remote_ended,
+                             const boost::system::error_code& ec) = 0;
 
  protected:
   ~peer_observer() = default;
 };
+
+struct peer_note;
+enum class peer_input : int;
 
 }  // namespace detail
 
 /// One TCP peer: a coroutine reads frames in a loop; another drains the send queue while
 /// there is something to send.
 ///
-/// States: "new" → "connecting" → "connected" → "disconnecting" → "closed"; any other
-/// value is the application's. Properties are named values; "state" is one of them.
+/// Two executors. The *transport* (socket, decoder, checksum, send queue, lifecycle) runs on
+/// a strand of the peer's own, so the peers of one manager are read and decoded on every
+/// thread that runs the `io_context`. The *home* executor (`get_executor()`: the manager's
+/// strand, or the strand given to a standalone peer) is where its events are emitted and its
+/// properties, state string and `receive()` live. The transport hands over what it read in
+/// one post per read, with the lifecycle changes in order after the messages before them.
+///
+/// Library lifecycle: `peer_lifecycle` (created → connecting → open → disconnecting →
+/// closed), changed in one place; each change is notified on the home executor after it is
+/// complete. The seed's `state` string: "new" → "connecting" → "connected" → "disconnecting"
+/// → "closed", any other value the application's. Once a peer is closed, or `destroy()` or
+/// `fail()` was called, nothing more of it is delivered, even frames already read.
 /// @par Thread safety
-/// Every member function must be called on the peer's executor (a strand, shared with its
-/// manager), except `send`, `close`, `destroy` and the awaitable functions, which may be
-/// called from any thread.
+/// Any thread: `send`, `send_frame`, `close`, `destroy`, `fail`, the awaitable functions,
+/// `id`, `remote`, `is_inbound`, `last_seen`, `has_received`, `frames_received`,
+/// `queued_bytes`, `garbage_received`. Home executor only: `state`, `set_state`, `set`,
+/// `get`, `endpoint`, `lifecycle`, `is_open`, `is_closed`, `last_message`, `events`,
+/// `end_handshake`. State-changing calls post: none runs inline inside a callback.
 /// @par Lifetimes
 /// Held by `shared_ptr`; the running coroutines keep the peer alive until it is closed.
 class peer : public std::enable_shared_from_this<peer> {
   struct private_tag {};
 
  public:
-  /// The strand every operation of this peer runs on.
+  /// The home executor type: a strand.
   using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
   /// The clock of `last_seen`.
   using clock_type = std::chrono::steady_clock;
 
-  /// A peer that will connect to `remote` when `connect()` is awaited.
-  static std::shared_ptr<peer> outbound(executor_type strand, host remote, peer_options opts = {});
+  /// A peer that will connect to `remote` when `connect()` is awaited; `home` is where its
+  /// events run (its transport gets a strand of its own on the same execution context).
+  static std::shared_ptr<peer> outbound(executor_type home, host remote, peer_options opts = {});
 
   /// A peer over an accepted `socket`; call `start()` to run it.
-  static std::shared_ptr<peer> inbound(executor_type strand, boost::asio::ip::tcp::socket socket,
+  static std::shared_ptr<peer> inbound(executor_type home, boost::asio::ip::tcp::socket socket,
                                        peer_options opts = {});
 
   /// Use the factories.
-  peer(private_tag, executor_type strand, host remote, boost::asio::ip::tcp::socket socket,
+  peer(private_tag, executor_type home, host remote, boost::asio::ip::tcp::socket socket,
        bool inbound, peer_options opts);
 
   peer(const peer&) = delete;
@@ -191,14 +223,14 @@ class peer : public std::enable_shared_from_this<peer> {
 
   /// Resolves and connects (outbound), then runs the peer. Returns the failure, if any.
   /// @par Cancellation
-  /// Cancelling the caller destroys the peer.
+  /// Not supported: `destroy()` ends a connect in progress.
   boost::asio::awaitable<boost::system::error_code> connect();
 
-  /// Runs an inbound peer: state "connected", connect event, then the read/write loops.
+  /// Runs an inbound peer: state "connected", connect event, then the read loop.
   void start();
 
-  /// The strand.
-  executor_type get_executor() const noexcept { return strand_; }
+  /// The home executor: where events run and properties live.
+  executor_type get_executor() const noexcept { return home_; }
 
   /// Name-based (v5) UUID of "host:port" of the remote.
   const boost::uuids::uuid& id() const noexcept { return id_; }
@@ -212,44 +244,49 @@ class peer : public std::enable_shared_from_this<peer> {
   /// The remote as given (outbound) or as accepted (inbound).
   const host& remote() const noexcept { return remote_; }
 
-  /// The connected remote endpoint (unset before the connection is up).
+  /// The connected remote endpoint (unset before the connection is up). Home only.
   std::optional<boost::asio::ip::tcp::endpoint> endpoint() const noexcept { return endpoint_; }
 
   /// True for an accepted connection.
   bool is_inbound() const noexcept { return inbound_; }
 
-  /// The current state.
+  /// The library's lifecycle as last notified on the home executor. Home only.
+  peer_lifecycle lifecycle() const noexcept { return lifecycle_; }
+
+  /// The seed's state string. Home only.
   const std::string& state() const noexcept { return state_; }
 
-  /// Sets the state and raises a state-change event (if it changed).
+  /// Sets the state and raises a state-change event (if it changed). Home only.
   void set_state(std::string state);
 
-  /// Sets a property; "state" must be a string and goes through `set_state`.
+  /// Sets a property; "state" must be a string and goes through `set_state`. Home only.
   /// @throws std::invalid_argument for an empty name, or a non-string "state".
   void set(std::string_view name, property value);
 
-  /// A property, or nullopt; "state" is always present.
+  /// A property, or nullopt; "state" is always present. Home only.
   std::optional<property> get(std::string_view name) const;
 
-  /// When bytes last arrived (the connect time before any did).
-  clock_type::time_point last_seen() const noexcept { return last_seen_; }
+  /// When bytes last arrived (the creation time before any did).
+  clock_type::time_point last_seen() const noexcept {
+    return clock_type::time_point(clock_type::duration(last_seen_.load(relaxed)));
+  }
 
   /// Bytes arrived at all since connecting.
-  bool has_received() const noexcept { return received_any_; }
+  bool has_received() const noexcept { return received_any_.load(relaxed); }
 
-  /// True between the connection coming up and a disconnect starting.
-  bool is_open() const noexcept { return open_ && !closing_; }
+  /// True while open (connected, no disconnect started). Home only.
+  bool is_open() const noexcept { return lifecycle_ == peer_lifecycle::open; }
 
   /// Bytes queued and not yet written.
-  std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  std::size_t queued_bytes() const noexcept { return queued_bytes_seen_.load(relaxed); }
 
-  /// Total frames and payload bytes received.
-  std::uint64_t frames_received() const noexcept { return frames_received_; }
+  /// Valid frames received.
+  std::uint64_t frames_received() const noexcept { return frames_seen_.load(relaxed); }
 
-  /// When the last valid message arrived (the epoch of clock_type if none has).
+  /// When the last valid message was delivered (clock_type's epoch if none was). Home only.
   clock_type::time_point last_message() const noexcept { return last_message_; }
 
-  /// Queues `command` + `payload`; never blocks. Dropped once the peer is closing.
+  /// Queues `command` + `payload`; never blocks. Dropped once the peer is disconnecting.
   /// @throws std::invalid_argument for a bad command (nothing is sent).
   void send(std::string_view command, std::span<const std::uint8_t> payload = {});
 
@@ -263,88 +300,103 @@ class peer : public std::enable_shared_from_this<peer> {
 
   /// The next message with `command`, or nullopt after `timeout` or when the peer closes.
   ///
-  /// From the first call on, messages no waiting receive() took are kept (the last 16, at
-  /// most 256 KiB) and later calls look there first, so replies that arrive back to back
-  /// (`version` then `verack` in one read) are not lost between two receives.
+  /// The handshake rule: from the connection coming up until `end_handshake()` (which a
+  /// manager calls when its handshake hook returns), every message no waiting `receive()`
+  /// took is kept (at most 64 messages and 1 MiB; past that the oldest goes, with a warning
+  /// report), and `receive()` looks there first. So a handshake written as straight-line
+  /// `receive()` calls gets every message, whatever it awaits in between. A message goes to
+  /// at most one `receive()` (the longest waiting for its command). After the handshake the
+  /// buffer is released and `receive()` waits for messages that arrive after the call.
+  /// Messages still go to every event subscriber as well.
   /// @par Cancellation
-  /// Supported; the internal subscription is removed.
+  /// Supported; throws `operation_aborted` and removes the wait.
   boost::asio::awaitable<std::optional<message>> receive(std::string command,
                                                          std::chrono::milliseconds timeout);
 
+  /// Ends the handshake window of `receive()` and releases its buffer. Home only.
+  void end_handshake();
+
   /// Graceful disconnect: no new sends, flush, half-close, wait for the remote to close
-  /// (bounded by `disconnect_timeout`), close. Completes when closed.
+  /// (bounded by `disconnect_timeout`), close. Completes when the close was delivered.
   boost::asio::awaitable<void> disconnect();
 
-  /// Starts a graceful disconnect without waiting for it.
+  /// Starts a graceful disconnect without waiting for it (posts).
   void close();
 
-  /// Closes at once, dropping what is queued.
+  /// Closes at once, dropping what is queued; nothing more is delivered (posts).
   void destroy();
 
-  /// Closes at once with `ec` reported as the error (error event, then close).
+  /// Closes at once with `ec` reported as the error (error event, then close; posts).
   void fail(boost::system::error_code ec);
 
   /// Total garbage bytes skipped on this connection.
-  std::uint64_t garbage_received() const noexcept { return decoder_.garbage_total(); }
+  std::uint64_t garbage_received() const noexcept { return garbage_seen_.load(relaxed); }
 
-  /// Completes when the peer is closed (at once if it already is).
+  /// Completes when the close was delivered (at once if it already was).
   boost::asio::awaitable<void> wait_closed();
 
-  /// True once closed.
-  bool is_closed() const noexcept { return closed_; }
+  /// True once the close was delivered. Home only.
+  bool is_closed() const noexcept { return lifecycle_ == peer_lifecycle::closed; }
 
-  /// The peer's events.
+  /// The peer's events. Home only.
   peer_events& events() noexcept { return events_; }
 
  private:
-  boost::asio::awaitable<boost::system::error_code> connect_on_strand();
+  static constexpr auto relaxed = std::memory_order_relaxed;
+  struct receive_waiter;
+  enum class write_result { drained, blocked, failed };
+
+  // ---- transport: on io_ ----
+  boost::asio::awaitable<boost::system::error_code> connect_on_transport();
   boost::asio::awaitable<boost::system::error_code> connect_within_timeout();
   boost::asio::awaitable<boost::system::error_code> resolve_and_connect();
-  boost::asio::awaitable<boost::system::error_code> send_on_strand(shared_bytes frame);
-  boost::asio::awaitable<std::optional<message>> receive_on_strand(
-      std::string command, std::chrono::milliseconds timeout);
-  boost::asio::awaitable<void> wait_closed_on_strand();
-  boost::asio::awaitable<void> disconnect_watchdog();
+  boost::asio::awaitable<boost::system::error_code> send_on_transport(shared_bytes frame);
   boost::asio::awaitable<boost::system::error_code> read_loop();
-  enum class write_result { drained, blocked, failed };
   boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<void> disconnect_watchdog();
+  void apply(detail::peer_input in, boost::system::error_code ec = {});
+  void on_reader_done(boost::system::error_code ec);
+  void start_reader();
   void schedule_flush();
   void flush_now();
   write_result write_now();
   void consume_written(std::size_t n);
+  void enqueue(shared_bytes frame);
+  void drop_queue();
   void shutdown_send();
-  void end_with(boost::system::error_code ec);
-  boost::asio::steady_timer& waiters_wake();
-  void emit_error(const boost::system::error_code& ec);
-  void wake_waiters();
-  boost::system::error_code dispatch(const std::shared_ptr<peer>& self,
-                                     std::span<const std::uint8_t> bytes);
-  boost::system::error_code handle(const std::shared_ptr<peer>& self, decode_event& ev);
-  void on_connected();
-  void enqueue(shared_bytes frame);      // queue_frame, then a posted flush
-  bool queue_frame(shared_bytes frame);  // false if dropped (closing, or over the limit)
-  void start_disconnect();
-  void fail_on_strand(boost::system::error_code ec);
-  void finish(boost::system::error_code ec);
-  void emit_report(severity level, std::string text);
-  void keep_for_receive(message m);
+  boost::system::error_code dispatch(std::span<const std::uint8_t> bytes);
+  boost::system::error_code handle(decode_event& ev);
+  void note_report(severity level, std::string text);
+  void publish();
+  boost::asio::steady_timer& transport_wake();
 
-  executor_type strand_;
+  // ---- home: on home_ ----
+  void deliver(std::vector<detail::peer_note>& batch, clock_type::time_point read_at);
+  void deliver_message(const std::shared_ptr<peer>& self, const message& m);
+  void deliver_transition(const std::shared_ptr<peer>& self, detail::peer_note& n);
+  void set_library_state(std::string_view s);
+  void emit_report(const p2p::report& r);
+  void callback_threw(std::string_view event, std::exception_ptr e);
+  void keep_for_receive(const message& m);
+  void wake_home();
+  boost::asio::awaitable<std::optional<message>> receive_at_home(std::string command,
+                                                                 std::chrono::milliseconds timeout);
+  boost::asio::awaitable<void> wait_closed_at_home();
+
+  // Immutable after construction.
+  executor_type home_;
+  executor_type io_;
   host remote_;
-  boost::asio::ip::tcp::socket socket_;
   bool inbound_;
   peer_options opts_;
   boost::uuids::uuid id_;
-  std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
-  std::string state_ = "new";
-  std::map<std::string, property, std::less<>> props_;
-  clock_type::time_point last_seen_;
-  bool received_any_ = false;
+
+  // Transport state (io_ only).
+  boost::asio::ip::tcp::socket socket_;
+  peer_lifecycle io_state_ = peer_lifecycle::created;  // the lifecycle (detail::next_state)
   decoder decoder_;
   std::size_t garbage_run_ = 0;
-  std::uint64_t frames_received_ = 0;
-  clock_type::time_point last_message_{};
-
+  std::uint64_t frames_ = 0;
   // The send queue: frames from queue_head_ on are unwritten (a vector, not a deque: an
   // empty deque still holds a 512-byte block, and most peers are idle).
   std::vector<shared_bytes> queue_;
@@ -353,26 +405,36 @@ class peer : public std::enable_shared_from_this<peer> {
   std::size_t queued_bytes_ = 0;
   std::uint64_t enqueued_seq_ = 0;
   std::uint64_t written_seq_ = 0;
-
-  bool connecting_ = false;              // connect() in progress
-  bool connect_expired_ = false;         // connect_timeout passed (address path)
-  bool running_ = false;                 // the reader spawned
-  bool writing_ = false;                 // a writer coroutine waits for the socket
-  bool flush_posted_ = false;            // a write_now() is posted
-  boost::system::error_code end_error_;  // a write error that closed the socket
-  bool open_ = false;                    // connection up
-  bool closing_ = false;                 // graceful disconnect started
-  bool closed_ = false;                  // finished; terminal
-  bool stop_requested_ = false;  // destroy()/fail() called: a connect in flight must not win
-  bool error_reported_ = false;
-  // Made on first use (an idle peer should cost little). waiters_wake_ is parked at
-  // time_point::max() and cancelled as a wake-up.
-  std::unique_ptr<boost::asio::steady_timer> waiters_wake_;  // send_and_wait, wait_closed
+  bool reading_ = false;       // the reader runs
+  bool writing_ = false;       // a writer coroutine waits for the socket
+  bool flush_posted_ = false;  // a write_now() is posted
+  bool connect_expired_ = false;
+  boost::system::error_code write_error_;  // a write error that closed the socket
+  std::vector<detail::peer_note> outbox_;  // for home, sent in one post
+  // Made on first use (an idle peer should cost little).
+  std::unique_ptr<boost::asio::steady_timer> transport_wake_;  // send_and_wait
   std::unique_ptr<boost::asio::steady_timer> disconnect_timer_;
-  std::vector<message> inbox_;  // unclaimed messages kept for receive(), bounded
+
+  // Read by other threads: written by the transport, relaxed.
+  std::atomic<clock_type::rep> last_seen_;
+  std::atomic<bool> received_any_{false};
+  std::atomic<std::uint64_t> frames_seen_{0};
+  std::atomic<std::uint64_t> garbage_seen_{0};
+  std::atomic<std::size_t> queued_bytes_seen_{0};
+  // destroy()/fail() asked, from any thread: deliver nothing more.
+  std::atomic<bool> silenced_{false};
+
+  // Home state (home_ only).
+  peer_lifecycle lifecycle_ = peer_lifecycle::created;
+  std::string state_ = "new";
+  std::map<std::string, property, std::less<>> props_;
+  std::optional<boost::asio::ip::tcp::endpoint> endpoint_;
+  clock_type::time_point last_message_{};
+  bool handshake_open_ = true;
+  std::vector<message> inbox_;  // the handshake window's unclaimed messages, bounded
   std::size_t inbox_bytes_ = 0;
-  bool inbox_on_ = false;  // set by the first receive()
-  bool claimed_ = false;   // a receive() took the message being dispatched
+  std::vector<receive_waiter*> receivers_;
+  std::unique_ptr<boost::asio::steady_timer> home_wake_;  // wait_closed
   peer_events events_;
   detail::peer_observer* observer_ = nullptr;  // the owning manager, if any
 

@@ -1,0 +1,269 @@
+// The peer's home side: what the application sees. Runs on the home executor (the
+// manager's strand, or a standalone peer's strand): delivery of what the transport read,
+// lifecycle notifications, properties and the state string, receive() and wait_closed().
+
+#include <p2p/error.hpp>
+#include <p2p/peer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <stdexcept>
+
+#include "detail/async.hpp"
+#include "detail/peer_note.hpp"
+
+namespace p2p {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using detail::use_nothrow;
+
+namespace {
+
+/// Bounds on the messages the handshake window keeps for receive().
+constexpr std::size_t max_inbox_messages = 64;
+constexpr std::size_t max_inbox_bytes = 1024 * 1024;
+
+}  // namespace
+
+/// One receive() waiting: the first matching message is handed to it.
+struct peer::receive_waiter {
+  std::string_view command;
+  asio::steady_timer timer;
+  std::optional<message> got;
+};
+
+// ---- delivery ------------------------------------------------------------------------
+
+void peer::deliver(std::vector<detail::peer_note>& batch, clock_type::time_point read_at) {
+  assert(home_.running_in_this_thread());
+  const auto self = shared_from_this();  // callbacks may drop the last outside reference
+  for (auto& note : batch) {
+    if (auto* m = std::get_if<message>(&note.v)) {
+      // Closed, destroyed or failed: silent, even for frames already read.
+      if (silenced_.load(relaxed)) continue;
+      last_message_ = read_at;
+      deliver_message(self, *m);
+    } else if (auto* r = std::get_if<report>(&note.v)) {
+      if (!silenced_.load(relaxed)) emit_report(*r);
+    } else {
+      deliver_transition(self, note);
+    }
+  }
+}
+
+void peer::deliver_message(const std::shared_ptr<peer>& self, const message& m) {
+  // A waiting receive() takes it (the longest waiting for this command); in the handshake
+  // window, one nobody took is kept for a later receive().
+  bool taken = false;
+  for (auto* w : receivers_) {
+    if (!w->got && w->command == m.command) {
+      w->got = m;
+      w->timer.cancel();
+      taken = true;
+      break;
+    }
+  }
+  if (!taken && handshake_open_) keep_for_receive(m);
+  if (observer_) observer_->on_peer_message(self, m);
+  events_.emit_message(m);
+}
+
+void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_note& n) {
+  const auto& c = std::get<detail::peer_note::change>(n.v);
+  const auto& t = c.t;
+  // The state is settled first; every notification comes after.
+  lifecycle_ = t.to;
+  switch (t.to) {
+    case peer_lifecycle::created:
+      break;
+    case peer_lifecycle::connecting:
+      set_library_state("connecting");
+      break;
+    case peer_lifecycle::open:
+      if (c.endpoint) endpoint_ = c.endpoint;
+      // Set before the manager starts the handshake hook, so the hook may overwrite it.
+      set_library_state("connected");
+      if (observer_) observer_->on_peer_connect(self);
+      events_.connect.emit();
+      break;
+    case peer_lifecycle::disconnecting:
+      set_library_state("disconnecting");
+      break;
+    case peer_lifecycle::closed: {
+      silenced_.store(true, relaxed);
+      handshake_open_ = false;
+      inbox_ = {};
+      inbox_bytes_ = 0;
+      for (auto* w : receivers_) w->timer.cancel();
+      std::string old = std::exchange(state_, "closed");
+      // The manager settles its tables (and emits its events) before any peer callback.
+      if (observer_) observer_->on_peer_close(self, t.remote_ended, t.error);
+      if (t.remote_ended) events_.end.emit();
+      if (t.error) events_.error.emit(t.error);
+      if (old != state_) events_.state_change.emit(old, state_);
+      events_.close.emit();
+      wake_home();
+      break;
+    }
+  }
+}
+
+void peer::emit_report(const p2p::report& r) {
+  if (observer_) observer_->on_peer_report(r);
+  events_.report.emit(r);
+}
+
+void peer::callback_threw(std::string_view event, std::exception_ptr e) {
+  if (event == "report") {
+    // Reporting a failed report could loop: this one leaves through io_context::run(), as
+    // a handler's exception does in Asio, from a handler of its own, so no loop ends.
+    asio::post(home_, [e] { std::rethrow_exception(e); });
+    return;
+  }
+  emit_report(p2p::report{
+      severity::error, fmt::format("peer {}: a '{}' callback threw: {}", remote_.to_string(), event,
+                                   detail::exception_text(e))});
+}
+
+// ---- state and properties ------------------------------------------------------------
+
+void peer::set_library_state(std::string_view s) {
+  if (s == state_) return;
+  std::string old = std::exchange(state_, std::string(s));
+  events_.state_change.emit(old, state_);
+}
+
+void peer::set_state(std::string state) {
+  if (state == state_) return;
+  std::string old = std::exchange(state_, std::move(state));
+  events_.state_change.emit(old, state_);
+}
+
+void peer::set(std::string_view name, property value) {
+  if (name.empty()) throw std::invalid_argument("p2p: property name is empty");
+  if (name == "state") {
+    const std::string* s = value.string();
+    if (!s)
+      throw std::invalid_argument(
+          fmt::format("p2p: property 'state' must be a string, got '{}'", value.to_string()));
+    set_state(*s);
+    return;
+  }
+  auto it = props_.find(name);
+  if (it == props_.end())
+    props_.emplace(std::string(name), std::move(value));
+  else
+    it->second = std::move(value);
+}
+
+std::optional<property> peer::get(std::string_view name) const {
+  if (name == "state") return property(state_);
+  auto it = props_.find(name);
+  if (it == props_.end()) return std::nullopt;
+  return it->second;
+}
+
+// ---- receive -------------------------------------------------------------------------
+
+void peer::keep_for_receive(const message& m) {
+  inbox_bytes_ += m.payload.size();
+  inbox_.push_back(m);
+  std::size_t drop = 0;
+  while (inbox_.size() - drop > max_inbox_messages || inbox_bytes_ > max_inbox_bytes)
+    inbox_bytes_ -= inbox_[drop++].payload.size();
+  if (drop == 0) return;
+  inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(drop));
+  emit_report(p2p::report{
+      severity::warning,
+      fmt::format("peer {}: {} handshake message(s) no receive() took were dropped (limit {} "
+                  "messages, {} bytes)",
+                  remote_.to_string(), drop, max_inbox_messages, max_inbox_bytes)});
+}
+
+void peer::end_handshake() {
+  handshake_open_ = false;
+  inbox_ = {};
+  inbox_bytes_ = 0;
+}
+
+asio::awaitable<std::optional<message>> peer::receive(std::string command,
+                                                      std::chrono::milliseconds timeout) {
+  check_command(command);
+  return asio::co_spawn(
+      home_,
+      [self = shared_from_this(), command = std::move(command), timeout] {
+        return self->receive_at_home(command, timeout);
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<std::optional<message>> peer::receive_at_home(std::string command,
+                                                              std::chrono::milliseconds timeout) {
+  const auto self = shared_from_this();
+  for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+    if (it->command != command) continue;
+    message m = std::move(*it);
+    inbox_bytes_ -= m.payload.size();
+    inbox_.erase(it);
+    co_return m;
+  }
+  if (lifecycle_ == peer_lifecycle::closed) co_return std::nullopt;
+  receive_waiter w{command, asio::steady_timer(home_.get_inner_executor(), timeout), {}};
+  receivers_.push_back(&w);
+
+  struct leave {
+    std::vector<receive_waiter*>& list;
+    receive_waiter* w;
+
+    ~leave() { std::erase(list, w); }
+  } guard{receivers_, &w};
+
+  co_await w.timer.async_wait(use_nothrow);
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (!w.got && cs.cancelled() != asio::cancellation_type::none)
+    throw boost::system::system_error(asio::error::operation_aborted);
+  co_return std::move(w.got);
+}
+
+// ---- waiting for the close -----------------------------------------------------------
+
+void peer::wake_home() {
+  if (home_wake_) home_wake_->cancel();
+}
+
+asio::awaitable<void> peer::disconnect() {
+  auto self = shared_from_this();
+  return asio::co_spawn(
+      home_,
+      [self]() {
+        self->close();
+        return self->wait_closed_at_home();
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<void> peer::wait_closed() {
+  return asio::co_spawn(
+      home_, [self = shared_from_this()] { return self->wait_closed_at_home(); },
+      asio::use_awaitable);
+}
+
+asio::awaitable<void> peer::wait_closed_at_home() {
+  const auto self = shared_from_this();
+  while (lifecycle_ != peer_lifecycle::closed) {
+    if (!home_wake_)
+      home_wake_ = std::make_unique<asio::steady_timer>(home_.get_inner_executor(),
+                                                        clock_type::time_point::max());
+    co_await home_wake_->async_wait(use_nothrow);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+  }
+}
+
+}  // namespace p2p
