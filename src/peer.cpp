@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <stdexcept>
@@ -158,6 +159,7 @@ void peer::apply(peer_input in, error_code ec) {
 
 void peer::publish() {
   if (outbox_.empty()) return;
+  batch_hint_ = std::min<std::size_t>(outbox_.size(), 1024);
   // One post per read: messages, reports and transitions in the order they happened.
   asio::post(home_, [self = shared_from_this(), batch = std::move(outbox_),
                      at = clock_type::now()]() mutable { self->deliver(batch, at); });
@@ -320,6 +322,8 @@ error_code peer::handle(decode_event& ev) {
     case decode_event::kind::message:
       ++frames_;
       garbage_run_ = 0;
+      // Sized like the last batch: a stream of small frames does not regrow it every read.
+      if (outbox_.capacity() == 0 && batch_hint_ > 1) outbox_.reserve(batch_hint_);
       outbox_.push_back(detail::peer_note{std::move(ev.msg)});
       return {};
     case decode_event::kind::garbage:

@@ -172,18 +172,19 @@ std::optional<property> peer::get(std::string_view name) const {
 // ---- receive -------------------------------------------------------------------------
 
 void peer::keep_for_receive(const message& m) {
+  if (inbox_.size() + 1 > max_inbox_messages || inbox_bytes_ + m.payload.size() > max_inbox_bytes) {
+    // More than any handshake needs, none of it taken: the window ends here (once), so a
+    // peer whose application never calls receive() costs nothing more.
+    emit_report(p2p::report{
+        severity::warning,
+        fmt::format("peer {}: {} messages no receive() took during the handshake (limit {} "
+                    "messages, {} bytes); receive() buffers no more",
+                    remote_.to_string(), inbox_.size() + 1, max_inbox_messages, max_inbox_bytes)});
+    end_handshake();
+    return;
+  }
   inbox_bytes_ += m.payload.size();
   inbox_.push_back(m);
-  std::size_t drop = 0;
-  while (inbox_.size() - drop > max_inbox_messages || inbox_bytes_ > max_inbox_bytes)
-    inbox_bytes_ -= inbox_[drop++].payload.size();
-  if (drop == 0) return;
-  inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(drop));
-  emit_report(p2p::report{
-      severity::warning,
-      fmt::format("peer {}: {} handshake message(s) no receive() took were dropped (limit {} "
-                  "messages, {} bytes)",
-                  remote_.to_string(), drop, max_inbox_messages, max_inbox_bytes)});
 }
 
 void peer::end_handshake() {

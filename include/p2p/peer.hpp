@@ -302,12 +302,12 @@ class peer : public std::enable_shared_from_this<peer> {
   ///
   /// The handshake rule: from the connection coming up until `end_handshake()` (which a
   /// manager calls when its handshake hook returns), every message no waiting `receive()`
-  /// took is kept (at most 64 messages and 1 MiB; past that the oldest goes, with a warning
-  /// report), and `receive()` looks there first. So a handshake written as straight-line
-  /// `receive()` calls gets every message, whatever it awaits in between. A message goes to
-  /// at most one `receive()` (the longest waiting for its command). After the handshake the
-  /// buffer is released and `receive()` waits for messages that arrive after the call.
-  /// Messages still go to every event subscriber as well.
+  /// took is kept, and `receive()` looks there first. The window is bounded: a message that
+  /// would make it hold more than 64 messages or 1 MiB ends it (a warning report says so). So a
+  /// handshake written as straight-line `receive()` calls gets every message, whatever it awaits in
+  /// between. A message goes to at most one `receive()` (the longest waiting for its command).
+  /// After the handshake the buffer is released and `receive()` waits for messages that arrive
+  /// after the call. Messages still go to every event subscriber as well.
   /// @par Cancellation
   /// Supported; throws `operation_aborted` and removes the wait.
   boost::asio::awaitable<std::optional<message>> receive(std::string command,
@@ -411,6 +411,7 @@ class peer : public std::enable_shared_from_this<peer> {
   bool connect_expired_ = false;
   boost::system::error_code write_error_;  // a write error that closed the socket
   std::vector<detail::peer_note> outbox_;  // for home, sent in one post
+  std::size_t batch_hint_ = 0;             // the last batch's size (capped)
   // Made on first use (an idle peer should cost little).
   std::unique_ptr<boost::asio::steady_timer> transport_wake_;  // send_and_wait
   std::unique_ptr<boost::asio::steady_timer> disconnect_timer_;
