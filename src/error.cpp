@@ -34,8 +34,6 @@ class error_codes final : public boost::system::error_category {
         return "the handshake hook did not finish within handshake_timeout";
       case error::idle_timeout:
         return "the peer sent nothing for longer than idle_timeout";
-      case error::handler_failed:
-        return "an event handler threw";
       case error::peer_closed:
         return "the peer is closed or closing";
       case error::shutting_down:

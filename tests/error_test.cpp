@@ -14,8 +14,7 @@ constexpr p2p::error all_errors[] = {
     p2p::error::oversized_message,  p2p::error::bad_checksum,         p2p::error::bad_command,
     p2p::error::too_much_garbage,   p2p::error::send_buffer_overflow, p2p::error::connect_timeout,
     p2p::error::disconnect_timeout, p2p::error::handshake_failed,     p2p::error::handshake_timeout,
-    p2p::error::idle_timeout,       p2p::error::handler_failed,       p2p::error::peer_closed,
-    p2p::error::shutting_down,
+    p2p::error::idle_timeout,       p2p::error::peer_closed,          p2p::error::shutting_down,
 };
 
 }  // namespace

@@ -30,8 +30,6 @@ enum class error {
   handshake_timeout,
   /// The peer sent nothing for longer than `idle_timeout`.
   idle_timeout,
-  /// An event handler of the application threw; the peer was closed.
-  handler_failed,
   /// The peer is closed or closing; nothing more is sent.
   peer_closed,
   /// The manager is shutting down.
