@@ -100,9 +100,6 @@ peer::peer(private_tag, executor_type home, host remote, tcp::socket socket, boo
       socket_(std::move(socket)),
       decoder_(opts_.magic, opts_.max_message_size),
       last_seen_(clock_type::now().time_since_epoch().count()) {
-  events_.sink_ = [this](std::string_view event, std::exception_ptr e) {
-    callback_threw(event, e);
-  };
   if (inbound_) {
     error_code ec;
     auto ep = socket_.remote_endpoint(ec);

@@ -71,7 +71,7 @@ void peer::deliver_message(const std::shared_ptr<peer>& self, const message& m) 
   }
   if (!taken && handshake_open_) keep_for_receive(m);
   if (observer_) observer_->on_peer_message(self, m);
-  events_.emit_message(m);
+  if (events_) events_->emit_message(m);
 }
 
 void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_note& n) {
@@ -90,7 +90,7 @@ void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_no
       // Set before the manager starts the handshake hook, so the hook may overwrite it.
       set_library_state("connected");
       if (observer_) observer_->on_peer_connect(self);
-      events_.connect.emit();
+      if (events_) events_->connect.emit();
       break;
     case peer_lifecycle::disconnecting:
       set_library_state("disconnecting");
@@ -104,10 +104,12 @@ void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_no
       std::string old = std::exchange(state_, "closed");
       // The manager settles its tables (and emits its events) before any peer callback.
       if (observer_) observer_->on_peer_close(self, t.remote_ended, t.error);
-      if (t.remote_ended) events_.end.emit();
-      if (t.error) events_.error.emit(t.error);
-      if (old != state_) events_.state_change.emit(old, state_);
-      events_.close.emit();
+      if (events_) {
+        if (t.remote_ended) events_->end.emit();
+        if (t.error) events_->error.emit(t.error);
+        if (old != state_) events_->state_change.emit(old, state_);
+        events_->close.emit();
+      }
       wake_home();
       break;
     }
@@ -116,7 +118,7 @@ void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_no
 
 void peer::emit_report(const p2p::report& r) {
   if (observer_) observer_->on_peer_report(r);
-  events_.report.emit(r);
+  if (events_) events_->report.emit(r);
 }
 
 void peer::callback_threw(std::string_view event, std::exception_ptr e) {
@@ -131,18 +133,29 @@ void peer::callback_threw(std::string_view event, std::exception_ptr e) {
                                    detail::exception_text(e))});
 }
 
+peer_events& peer::events() {
+  if (!events_) {
+    // Made on first use: most peers of a manager have no subscriber of their own.
+    events_ = std::make_unique<peer_events>();
+    events_->sink_ = [this](std::string_view event, std::exception_ptr e) {
+      callback_threw(event, e);
+    };
+  }
+  return *events_;
+}
+
 // ---- state and properties ------------------------------------------------------------
 
 void peer::set_library_state(std::string_view s) {
   if (s == state_) return;
   std::string old = std::exchange(state_, std::string(s));
-  events_.state_change.emit(old, state_);
+  if (events_) events_->state_change.emit(old, state_);
 }
 
 void peer::set_state(std::string state) {
   if (state == state_) return;
   std::string old = std::exchange(state_, std::move(state));
-  events_.state_change.emit(old, state_);
+  if (events_) events_->state_change.emit(old, state_);
 }
 
 void peer::set(std::string_view name, property value) {

@@ -338,8 +338,8 @@ class peer : public std::enable_shared_from_this<peer> {
   /// True once the close was delivered. Home only.
   bool is_closed() const noexcept { return lifecycle_ == peer_lifecycle::closed; }
 
-  /// The peer's events. Home only.
-  peer_events& events() noexcept { return events_; }
+  /// The peer's events (made on first use). Home only.
+  peer_events& events();
 
  private:
   static constexpr auto relaxed = std::memory_order_relaxed;
@@ -436,7 +436,7 @@ class peer : public std::enable_shared_from_this<peer> {
   std::size_t inbox_bytes_ = 0;
   std::vector<receive_waiter*> receivers_;
   std::unique_ptr<boost::asio::steady_timer> home_wake_;  // wait_closed
-  peer_events events_;
+  std::unique_ptr<peer_events> events_;
   detail::peer_observer* observer_ = nullptr;  // the owning manager, if any
 
   friend class detail::manager_impl;
