@@ -125,7 +125,8 @@ struct raw_state {
   const std::size_t count, size;
   std::atomic<std::size_t> frames{0};  // relaxed: only the total matters
   std::atomic<std::size_t> failed{0};
-  clock_type::time_point t1;  // written once, by the read that completes the count
+  clock_type::time_point t1;  // written once, by the read that completes the count...
+  bool done = false;          // ...which then sets this on the measuring strand
 };
 
 /// One connection on its own strand: writes "go", then reads into a large buffer, parses
@@ -152,7 +153,10 @@ awaitable<void> raw_conn(std::shared_ptr<tcp::socket> s, std::shared_ptr<raw_sta
     if (before < st->count && before + k >= st->count) {
       st->t1 = clock_type::now();
       // The waker's timer belongs to the measuring strand; the post also publishes t1.
-      asio::post(st->wake.t.get_executor(), [st] { st->wake.notify(); });
+      asio::post(st->wake.t.get_executor(), [st] {
+        st->done = true;
+        st->wake.notify();
+      });
     }
   }
 }
@@ -186,13 +190,9 @@ awaitable<std::string> raw_body(args a, asio::io_context& ioc) {
     const auto t0 = clock_type::now();
     for (auto& s : socks) asio::co_spawn(s->get_executor(), raw_conn(s, st), asio::detached);
     co_await st->wake.until(
-        [&] {
-          return st->frames.load(std::memory_order_relaxed) >= c.count ||
-                 st->failed.load(std::memory_order_relaxed) > 0;
-        },
-        deadline);
+        [&] { return st->done || st->failed.load(std::memory_order_relaxed) > 0; }, deadline);
     const std::size_t frames = st->frames.load(std::memory_order_relaxed);
-    if (frames == c.count)
+    if (st->done && frames == c.count)
       out = c.json("raw", std::chrono::duration<double>(st->t1 - t0).count());
     else
       fmt::print(stderr, "raw streams: {} of {} frames\n", frames, c.count);
