@@ -37,6 +37,13 @@ void raise_fd_limit() {
   }
 }
 
+void run_threads(asio::io_context& ioc, std::size_t threads, std::chrono::seconds limit) {
+  std::vector<std::thread> extra;
+  for (std::size_t i = 1; i < threads; ++i) extra.emplace_back([&] { ioc.run_for(limit); });
+  ioc.run_for(limit);
+  for (auto& t : extra) t.join();
+}
+
 child_process spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env_add) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)

@@ -6,6 +6,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -46,6 +47,16 @@ struct waker {
       t.expires_at(clock_type::time_point::max());
       co_await t.async_wait(use_nothrow);
     }
+  }
+
+  /// As `until(pred)`, but gives up at `deadline`; returns `pred()`.
+  template <class Pred>
+  asio::awaitable<bool> until(Pred pred, clock_type::time_point deadline) {
+    while (!pred() && clock_type::now() < deadline) {
+      t.expires_at(deadline);
+      co_await t.async_wait(use_nothrow);
+    }
+    co_return pred();
   }
 
   asio::steady_timer t;
@@ -251,5 +262,9 @@ std::string self_path();
 
 /// Raises RLIMIT_NOFILE to the hard limit.
 void raise_fd_limit();
+
+/// Runs `ioc` on `threads` threads (this one included) until it runs out of work, is
+/// stopped, or `limit` passes.
+void run_threads(asio::io_context& ioc, std::size_t threads, std::chrono::seconds limit);
 
 }  // namespace bench

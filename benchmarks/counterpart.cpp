@@ -11,10 +11,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "bench_util.hpp"
 #include "sides.hpp"
@@ -132,6 +134,30 @@ awaitable<void> stream_out(std::shared_ptr<tcp::socket> s, std::size_t size, std
   }
 }
 
+/// W5: connects --conns sockets to `ep`, each on a strand of its own (the sender may run on
+/// several threads), and starts each streaming its share of --count frames after its "go".
+awaitable<std::vector<std::shared_ptr<tcp::socket>>> stream_many(const args& a,
+                                                                 asio::io_context& ioc,
+                                                                 tcp::endpoint ep) {
+  const auto conns = static_cast<std::size_t>(a.num("conns", 16));
+  const auto count = static_cast<std::size_t>(a.num("count", 1000000));
+  const auto size = static_cast<std::size_t>(a.num("size", 32));
+  std::vector<std::shared_ptr<tcp::socket>> socks;
+  for (std::size_t i = 0; i < conns; ++i) {
+    auto s = std::make_shared<tcp::socket>(asio::make_strand(ioc));
+    auto [ec] = co_await s->async_connect(ep, use_nothrow);
+    if (ec) {
+      fmt::print(stderr, "counterpart: connect {} of {} failed: {}\n", i + 1, conns, ec.message());
+      break;
+    }
+    s->set_option(tcp::no_delay(true), ec);
+    const std::size_t share = count / conns + (i < count % conns ? 1 : 0);
+    asio::co_spawn(s->get_executor(), stream_out(s, size, share), report_errors{});
+    socks.push_back(std::move(s));
+  }
+  co_return socks;
+}
+
 /// Holds a socket open, reading and dropping whatever arrives, until EOF.
 awaitable<void> hold(std::shared_ptr<tcp::socket> s) {
   for (;;) {
@@ -175,6 +201,9 @@ awaitable<void> run(args a, asio::io_context& ioc) {
           report_errors{});
     }
     co_await say(line);
+  } else if (a.workload == "streams") {
+    keep = co_await stream_many(a, ioc, target);
+    co_await say("ready");
   } else {
     auto socks =
         co_await connect_many(target, a.workload == "fanout" || a.workload == "idle" ? peers : 1);
@@ -208,10 +237,19 @@ awaitable<void> run(args a, asio::io_context& ioc) {
 
 int run_counterpart(const args& a) {
   raise_fd_limit();
-  asio::io_context ioc(1);
-  asio::co_spawn(ioc, run(a, ioc), report_errors{});
+  // One thread, except for W5's many streams: a quarter of the cores (1 to 4) there, so that
+  // a many-core receiver is not starved by a single sending thread.
+  std::size_t threads = 1;
+  if (a.workload == "streams")
+    threads = static_cast<std::size_t>(a.num(
+        "sender-threads", std::clamp<long>(std::thread::hardware_concurrency() / 4, 1, 4)));
+  asio::io_context ioc(static_cast<int>(threads));
+  // With several threads, run() and its helpers must stay on one strand.
+  const asio::any_io_executor ex =
+      threads > 1 ? asio::any_io_executor(asio::make_strand(ioc)) : ioc.get_executor();
+  asio::co_spawn(ex, run(a, ioc), report_errors{});
   // Bounded: the measuring process normally closes our stdin long before this.
-  ioc.run_for(std::chrono::seconds(a.num("time-limit", 120)));
+  run_threads(ioc, threads, std::chrono::seconds(a.num("time-limit", 120)));
   return 0;
 }
 

@@ -5,6 +5,7 @@
 //   p2p_bench fanout   --peers P --rounds R
 //   p2p_bench connect  --peers P
 //   p2p_bench idle     --peers P
+//   p2p_bench streams  --size S --count N [--conns C] [--threads T]   (W5; p2p and raw only)
 // Common: --time-limit SEC (default 60), --node-dir DIR (node_modules of the original).
 
 #include <cstdio>
@@ -34,9 +35,9 @@ namespace {
 
 int usage() {
   std::fputs(
-      "usage: p2p_bench pingpong|stream|fanout|connect|idle [--impl p2p|raw|node]\n"
-      "         [--rounds R] [--size S] [--count N] [--peers P] [--time-limit SEC]\n"
-      "         [--node-dir DIR]\n",
+      "usage: p2p_bench pingpong|stream|fanout|connect|idle|streams [--impl p2p|raw|node]\n"
+      "         [--rounds R] [--size S] [--count N] [--peers P] [--conns C] [--threads T]\n"
+      "         [--time-limit SEC] [--node-dir DIR]\n",
       stderr);
   return 2;
 }
@@ -61,12 +62,18 @@ int main(int argc, char** argv) {
   if (i != argc) return usage();
   a.impl = a.str("impl", "p2p");
   static const std::vector<std::string> workloads{"pingpong", "stream", "fanout", "connect",
-                                                  "idle"};
+                                                  "idle", "streams"};
   if (std::find(workloads.begin(), workloads.end(), a.workload) == workloads.end()) return usage();
   try {
     if (counterpart) return bench::run_counterpart(a);
     std::string line;
-    if (a.impl == "p2p")
+    if (a.workload == "streams" && a.impl == "p2p")
+      line = bench::run_streams_p2p(a);
+    else if (a.workload == "streams" && a.impl == "raw")
+      line = bench::run_streams_raw(a);
+    else if (a.workload == "streams")
+      return usage();  // the Node.js original has no multi-threaded receiver to compare
+    else if (a.impl == "p2p")
       line = bench::run_p2p(a);
     else if (a.impl == "raw")
       line = bench::run_raw(a);

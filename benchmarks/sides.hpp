@@ -19,6 +19,11 @@ std::string run_raw(const args& a);
 /// One case measured on the Node.js original (a `node` child process).
 std::string run_node(const args& a);
 
+/// W5 (`streams`): many connections into one receiver on --threads threads, through the
+/// library (one peer_manager) or plain Asio (a strand per connection); its JSON line.
+std::string run_streams_p2p(const args& a);
+std::string run_streams_raw(const args& a);
+
 /// Spawns the counterpart for `a`, connecting to `port` (unused for connect).
 child_process spawn_counterpart(const args& a, unsigned short port);
 
