@@ -138,6 +138,7 @@ std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) 
   if (failed_) return std::nullopt;
   if (!in_payload_ && header_len_ == 0 && pending_garbage_ == 0 && input.size() >= header_size)
     if (auto ev = whole_frame(input)) return ev;
+
   for (;;) {
     if (!in_payload_) {
       if (header_len_ < magic_bytes_.size() && !match_magic(input)) break;
@@ -161,6 +162,9 @@ std::optional<decode_event> decoder::next(std::span<const std::uint8_t>& input) 
     return finish_payload();
   }
   if (pending_garbage_ > 0) return take_garbage();
+  // The chunk is used up: the messages made from it own the shared block now.
+  slab_.reset();
+  slab_used_ = slab_size_ = 0;
   return std::nullopt;
 }
 
@@ -183,12 +187,29 @@ std::optional<decode_event> decoder::whole_frame(std::span<const std::uint8_t>& 
   const auto sum = checksum(payload);
   if (get_le32(sum.data()) == get_le32(h + 20)) {
     ev.what = decode_event::kind::message;
-    ev.msg.payload = shared_bytes::copy(payload);
+    ev.msg.payload = copy_small(payload, input.size());
   } else {
     ev.what = decode_event::kind::bad_checksum;
   }
   input = input.subspan(header_size + length);
   return ev;
+}
+
+shared_bytes decoder::copy_small(std::span<const std::uint8_t> payload, std::size_t input_left) {
+  // Only small payloads share: a message kept for long keeps its whole block alive, which
+  // is bounded by the chunk (at most the bytes of one read).
+  constexpr std::size_t small_payload = 1024;
+  constexpr std::size_t max_slab = 64 * 1024;
+  if (payload.size() > small_payload || payload.empty()) return shared_bytes::copy(payload);
+  if (slab_size_ - slab_used_ < payload.size()) {
+    slab_size_ = std::clamp<std::size_t>(input_left, payload.size(), max_slab);
+    slab_ = std::make_shared_for_overwrite<std::uint8_t[]>(slab_size_);
+    slab_used_ = 0;
+  }
+  std::uint8_t* first = slab_.get() + slab_used_;
+  std::memcpy(first, payload.data(), payload.size());
+  slab_used_ += payload.size();
+  return shared_bytes::alias(slab_, first, payload.size());
 }
 
 bool decoder::match_magic(std::span<const std::uint8_t>& input) noexcept {

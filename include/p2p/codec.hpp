@@ -107,6 +107,7 @@ class decoder {
   static constexpr std::uint32_t direct_read_threshold = 64 * 1024;
 
   std::optional<decode_event> whole_frame(std::span<const std::uint8_t>& input);
+  shared_bytes copy_small(std::span<const std::uint8_t> payload, std::size_t input_left);
   std::optional<decode_event> finish_header();
   decode_event finish_payload();
   decode_event take_garbage();
@@ -126,6 +127,11 @@ class decoder {
   // max_message_size) without being written, so only pages that bytes reach are resident.
   std::unique_ptr<std::uint8_t[]> payload_;
   std::size_t payload_len_ = 0;
+  // Small payloads of one input chunk share one block (one allocation per read, not per
+  // frame); released when the chunk is used up, so an idle decoder holds none.
+  std::shared_ptr<std::uint8_t[]> slab_;
+  std::size_t slab_used_ = 0;
+  std::size_t slab_size_ = 0;
   std::size_t pending_garbage_ = 0;
   std::uint64_t garbage_total_ = 0;
   bool failed_ = false;

@@ -36,6 +36,17 @@ class shared_bytes {
   /// Copies the characters of `text` into a new buffer.
   static shared_bytes copy(std::string_view text);
 
+  /// A view of the `size` bytes at `first`, kept alive by `owner` (which shares its count
+  /// with every other view of the same block: one allocation for many small buffers).
+  static shared_bytes alias(std::shared_ptr<const void> owner, const std::uint8_t* first,
+                            std::size_t size) {
+    shared_bytes out;
+    if (!owner || size == 0) return out;
+    out.bytes_ = std::shared_ptr<const std::uint8_t>(std::move(owner), first);
+    out.size_ = size;
+    return out;
+  }
+
   /// Takes ownership of `block`, whose first `size` bytes are the buffer.
   static shared_bytes adopt(std::unique_ptr<std::uint8_t[]> block, std::size_t size) {
     shared_bytes out;
