@@ -14,6 +14,7 @@
 #include <chrono>
 #include <exception>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,25 +37,57 @@ namespace p2p::test {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-/// Runs `f(io)` as a coroutine on a fresh io_context for at most `limit`, on `threads`
-/// threads; rethrows its exception (so REQUIRE inside works) and REQUIREs that it finished.
-/// When it finishes the io_context is stopped, so leftovers cannot stall the test.
+/// Runs `f(io)` as a coroutine on a fresh io_context, on `threads` threads, for at most
+/// `limit` in all, and checks three things:
+/// - the coroutine's exception is rethrown here (so REQUIRE inside the coroutine works);
+/// - an exception that escapes io_context::run() on any thread (a handler or spawned
+///   coroutine that threw) fails the test with that exception, rethrown on this thread;
+/// - the coroutine finished, and afterwards the io_context ran out of work by itself.
+/// The io_context is not stopped when the coroutine finishes: work the test leaves behind
+/// (a peer that never closed, a loop that never ended) keeps run() from returning and
+/// fails the test once `limit` has passed. It is stopped early only when the test has
+/// already failed (the coroutine or a handler threw), so a failure does not wait `limit`.
 template <class F>
 void run_async_test(F&& f, std::chrono::milliseconds limit = 20s, int threads = 1) {
   asio::io_context io(threads);
   std::atomic<bool> done{false};
-  std::exception_ptr error;
+  std::exception_ptr error;  // written before `done`, read after every thread joined
   asio::co_spawn(io, f(io), [&](std::exception_ptr e) {
     error = e;
     done = true;
-    io.stop();
+    if (e) io.stop();
   });
+  std::mutex escaped_mutex;
+  std::exception_ptr escaped;  // the first exception out of run_for, on any thread
+  auto run = [&] {
+    try {
+      io.run_for(limit);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(escaped_mutex);
+        if (!escaped) escaped = std::current_exception();
+      }
+      io.stop();
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back([&] { io.run_for(limit); });
-  io.run_for(limit);
+  for (int i = 1; i < threads; ++i) pool.emplace_back(run);
+  run();
   for (auto& t : pool) t.join();
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   if (error) std::rethrow_exception(error);
+  if (escaped) {
+    INFO("an exception escaped io_context::run() (a handler or a spawned coroutine threw)");
+    std::rethrow_exception(escaped);
+  }
+  INFO("the test body did not finish within " << limit.count() << " ms (a hang)");
   REQUIRE(done);
+  INFO("the test left work behind (a peer that never closed, a loop that never ended): "
+       "the io_context still had work "
+       << took.count() << " ms after the start, with a limit of " << limit.count() << " ms");
+  REQUIRE(io.stopped());
 }
 
 /// Completion handler for coroutines a test spawns: an exception surfaces from run().
