@@ -1,0 +1,491 @@
+// Regression tests for the peer runtime (review of the runtime, "[runtime]"): callbacks
+// that throw, re-entrant calls from callbacks, delivery after destroy, receive() during a
+// handshake, and one manager on 4 threads. Real sockets on 127.0.200.x–127.0.202.x only;
+// every wait is bounded in count and in time, and every test ends with each manager shut
+// down, so the io_context runs out of work by itself (run_async_test checks it).
+#include <p2p/manager.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "support/async.hpp"
+#include "support/loopback.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using p2p::test::dial_from;
+using p2p::test::eventually;
+using p2p::test::run_async_test;
+using p2p::test::sleep_for;
+using namespace std::chrono_literals;
+
+namespace {
+
+using awaitable_void = asio::awaitable<void>;
+using peer_ptr = std::shared_ptr<p2p::peer>;
+using bytes = std::vector<std::uint8_t>;
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto not_barred = std::chrono::steady_clock::duration::zero();
+const std::vector<std::string> none;
+
+/// A manager under test: listens on 127.0.0.1 (ephemeral port), checks and status every
+/// 50 ms, never refills on its own.
+p2p::manager_options runtime_options() {
+  auto o = p2p::test::loopback_options("127.0.0.1");
+  o.min_peers = 0;
+  o.max_peers = 20;
+  return o;
+}
+
+p2p::host host_of(const tcp::acceptor& a) {
+  return {a.local_endpoint().address().to_string(), a.local_endpoint().port()};
+}
+
+/// Runs `f()` on `ex` (a strand) and returns its result: getters and subscriptions are
+/// strand-only.
+template <class Executor, class F>
+auto on(Executor ex, F f) -> asio::awaitable<decltype(f())> {
+  auto fn = [f]() -> asio::awaitable<decltype(f())> { co_return f(); };
+  co_return co_await asio::co_spawn(ex, std::move(fn), asio::use_awaitable);
+}
+
+bool has_report(const std::vector<p2p::report>& reports, p2p::severity level,
+                std::string_view text) {
+  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
+    return r.level == level && r.message.find(text) != std::string::npos;
+  });
+}
+
+/// One frame of `magic`.
+bytes frame(std::uint32_t magic, std::string_view command, std::string_view payload) {
+  auto f = p2p::encode_frame(magic, command, p2p::as_bytes(payload));
+  return bytes(f.begin(), f.end());
+}
+
+asio::awaitable<void> write_all(tcp::socket& s, const bytes& data) {
+  co_await asio::async_write(s, asio::buffer(data), asio::use_awaitable);
+}
+
+/// Accepts one connection on `a` within `limit`; nullopt if none came.
+asio::awaitable<std::optional<tcp::socket>> accept_within(tcp::acceptor& a,
+                                                          std::chrono::milliseconds limit) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(a.get_executor(), limit);
+  auto r = co_await (a.async_accept(use_nothrow) || timer.async_wait(use_nothrow));
+  if (r.index() == 1) co_return std::nullopt;
+  auto [ec, s] = std::move(std::get<0>(r));
+  if (ec) co_return std::nullopt;
+  co_return std::move(s);
+}
+
+/// What a manager under test emitted, recorded (subscribed before any throwing callback).
+struct watch {
+  std::vector<p2p::report> reports;
+  std::vector<peer_ptr> connected;
+  std::vector<peer_ptr> ready;
+  std::vector<peer_ptr> ended;
+  std::vector<std::string> errors;  // "remote: error message"
+  std::vector<std::pair<peer_ptr, bool>> listened;
+  std::vector<std::string> states;
+  int statuses = 0;
+  std::vector<p2p::subscription> subs;
+
+  explicit watch(p2p::peer_manager& m) {
+    auto& ev = m.events();
+    subs.push_back(ev.report.subscribe([this](const p2p::report& r) { reports.push_back(r); }));
+    subs.push_back(
+        ev.peer_connect.subscribe([this](const peer_ptr& p) { connected.push_back(p); }));
+    subs.push_back(ev.peer_ready.subscribe([this](const peer_ptr& p) { ready.push_back(p); }));
+    subs.push_back(ev.peer_end.subscribe([this](const peer_ptr& p) { ended.push_back(p); }));
+    subs.push_back(ev.peer_error.subscribe([this](const peer_ptr& p, const error_code& ec) {
+      errors.push_back(p->remote().to_string() + ": " + ec.message());
+    }));
+    subs.push_back(ev.listen_connect.subscribe(
+        [this](const peer_ptr& p, bool admitted) { listened.emplace_back(p, admitted); }));
+    subs.push_back(
+        ev.state_change.subscribe([this](const std::string& from, const std::string& to) {
+          states.push_back(from + ">" + to);
+        }));
+    subs.push_back(ev.status.subscribe([this](const p2p::manager_status&) { ++statuses; }));
+  }
+};
+
+/// True if status events keep coming: two more within a second (every loop still runs).
+asio::awaitable<bool> status_keeps_coming(const watch& w) {
+  const int before = w.statuses;
+  co_return co_await eventually([&] { return w.statuses >= before + 2; }, 1s);
+}
+
+/// The manager under test dials a plain acceptor on `address`, which accepts; returns the
+/// accepted socket once the manager's peer_connect fired.
+struct dialled {
+  tcp::acceptor acceptor;
+  p2p::host host;
+  tcp::socket socket;
+};
+
+asio::awaitable<dialled> dial_plain_remote(asio::io_context& io, p2p::peer_manager& m,
+                                           const watch& w, std::string address) {
+  auto a = p2p::test::listen_on(io.get_executor(), address);
+  auto h = host_of(a);
+  const auto before = w.connected.size();
+  m.add_active(h);
+  auto s = co_await accept_within(a, 3s);
+  REQUIRE(s);
+  CO_REQUIRE(co_await eventually([&] { return w.connected.size() == before + 1; }, 3s));
+  co_return dialled{std::move(a), h, std::move(*s)};
+}
+
+/// Closes our side of `s` (the manager sees end of stream).
+void hang_up(tcp::socket& s) {
+  error_code ig;
+  s.shutdown(tcp::socket::shutdown_both, ig);
+  s.close(ig);
+}
+
+}  // namespace
+
+// ---- (a) a callback that throws leaves the library as if it had returned ----------------
+
+SCENARIO("runtime: a throwing peer_end callback is reported; the peer closes and nothing is barred",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a peer_end callback that throws") {
+      int thrown = 0;
+      auto thrower = m.events().peer_end.subscribe([&](const peer_ptr&) {
+        ++thrown;
+        throw std::runtime_error("peer_end callback failed");
+      });
+      co_await m.launch();
+      auto r = co_await dial_plain_remote(io, m, w, "127.0.200.1");
+      auto p = w.connected.at(0);
+      WHEN("the remote closes the connection") {
+        hang_up(r.socket);
+        THEN("the error is reported, the peer closes and is removed, the host is not barred") {
+          CO_REQUIRE(co_await eventually([&] { return thrown == 1 && m.active_count() == 0; }));
+          REQUIRE(w.ended.size() == 1);
+          REQUIRE(p->is_closed());
+          REQUIRE(p->state() == "closed");
+          REQUIRE(has_report(w.reports, p2p::severity::error, "peer_end callback failed"));
+          REQUIRE(w.errors == none);
+          REQUIRE(m.barred_for("127.0.200.1") == not_barred);
+          CO_REQUIRE(co_await status_keeps_coming(w));
+        }
+      }
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+SCENARIO("runtime: a throwing peer_connect callback is reported; the peer connects and works",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a peer_connect callback that throws") {
+      int thrown = 0;
+      auto thrower = m.events().peer_connect.subscribe([&](const peer_ptr&) {
+        ++thrown;
+        throw std::runtime_error("peer_connect callback failed");
+      });
+      co_await m.launch();
+      WHEN("the manager dials a remote, which later closes") {
+        auto r = co_await dial_plain_remote(io, m, w, "127.0.200.2");
+        auto p = w.connected.at(0);
+        THEN("the peer connects and is ready as if the callback had returned, then ends") {
+          CO_REQUIRE(co_await eventually([&] { return w.ready.size() == 1; }));
+          REQUIRE(thrown == 1);
+          REQUIRE(p->is_open());
+          REQUIRE(m.active_count() == 1);
+          REQUIRE(has_report(w.reports, p2p::severity::error, "peer_connect callback failed"));
+          REQUIRE(w.errors == none);
+          CO_REQUIRE(co_await status_keeps_coming(w));
+          hang_up(r.socket);
+          CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+          REQUIRE(w.ended.size() == 1);
+          REQUIRE(p->is_closed());
+          REQUIRE(m.barred_for("127.0.200.2") == not_barred);
+        }
+      }
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+SCENARIO("runtime: a throwing manager state_change callback is reported at every change",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a state_change callback that throws at every change") {
+      int thrown = 0;
+      auto thrower =
+          m.events().state_change.subscribe([&](const std::string&, const std::string& to) {
+            ++thrown;
+            throw std::runtime_error("state_change callback failed on " + to);
+          });
+      WHEN("the manager launches, a peer connects and leaves, and the manager shuts down") {
+        co_await m.launch();
+        auto r = co_await dial_plain_remote(io, m, w, "127.0.200.3");
+        CO_REQUIRE(co_await eventually([&] { return m.state() == "running"; }));
+        hang_up(r.socket);
+        CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+        CO_REQUIRE(co_await status_keeps_coming(w));
+        co_await m.shutdown();
+        THEN("every change happened and each throw was reported") {
+          CO_REQUIRE(co_await eventually([&] { return thrown == 3; }));
+          REQUIRE(m.state() == "shutdown");
+          REQUIRE(w.states == std::vector<std::string>{"new>launching", "launching>running",
+                                                       "running>shutdown"});
+          REQUIRE(has_report(w.reports, p2p::severity::error,
+                             "state_change callback failed on launching"));
+          REQUIRE(has_report(w.reports, p2p::severity::error,
+                             "state_change callback failed on running"));
+          REQUIRE(has_report(w.reports, p2p::severity::error,
+                             "state_change callback failed on shutdown"));
+          REQUIRE(w.errors == none);
+          REQUIRE(m.barred_for("127.0.200.3") == not_barred);
+        }
+      }
+    }
+    co_await m.shutdown();
+  });
+}
+
+SCENARIO("runtime: a throwing state_change callback of a peer is reported; the peer closes",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    co_await m.launch();
+    auto r = co_await dial_plain_remote(io, m, w, "127.0.200.4");
+    auto p = w.connected.at(0);
+    GIVEN("the peer's own state_change callback throws at every change") {
+      int thrown = 0;
+      std::vector<p2p::report> peer_reports;
+      // Peer events are subscribed on the peer's executor.
+      auto subs = co_await on(p->get_executor(), [&] {
+        auto v = std::make_shared<std::vector<p2p::subscription>>();
+        v->push_back(
+            p->events().state_change.subscribe([&](const std::string&, const std::string& to) {
+              ++thrown;
+              throw std::runtime_error("peer state_change callback failed on " + to);
+            }));
+        v->push_back(
+            p->events().report.subscribe([&](const p2p::report& x) { peer_reports.push_back(x); }));
+        return v;
+      });
+      WHEN("the remote closes") {
+        hang_up(r.socket);
+        THEN("the peer closes and is removed; the throw is reported; nothing is barred") {
+          CO_REQUIRE(co_await eventually([&] { return thrown >= 1 && m.active_count() == 0; }));
+          REQUIRE(p->is_closed());
+          REQUIRE(p->state() == "closed");
+          REQUIRE(w.ended.size() == 1);
+          const bool reported =
+              has_report(w.reports, p2p::severity::error, "peer state_change callback failed") ||
+              has_report(peer_reports, p2p::severity::error, "peer state_change callback failed");
+          REQUIRE(reported);
+          REQUIRE(w.errors == none);
+          REQUIRE(m.barred_for("127.0.200.4") == not_barred);
+          CO_REQUIRE(co_await status_keeps_coming(w));
+        }
+      }
+      co_await on(p->get_executor(), [&] {
+        subs->clear();
+        return 0;
+      });
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+SCENARIO("runtime: after a listen_connect callback threw inbound connections still connect",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a listen_connect callback that throws the first time") {
+      int thrown = 0;
+      auto thrower = m.events().listen_connect.subscribe([&](const peer_ptr&, bool) {
+        if (thrown++ == 0) throw std::runtime_error("listen_connect callback failed");
+      });
+      co_await m.launch();
+      const auto ep = *m.listen_endpoint();
+      WHEN("two clients dial in, one after the other") {
+        auto first = co_await dial_from("127.0.200.51", ep);
+        CO_REQUIRE(co_await eventually([&] { return thrown == 1; }));
+        auto second = co_await dial_from("127.0.200.52", ep);
+        THEN("the later one is accepted and connects, and so does the first") {
+          CO_REQUIRE(co_await eventually([&] { return w.listened.size() == 2; }, 3s));
+          CO_REQUIRE(co_await eventually([&] { return w.connected.size() == 2; }, 3s));
+          REQUIRE(std::any_of(w.connected.begin(), w.connected.end(), [](const peer_ptr& p) {
+            return p->remote().name == "127.0.200.52";
+          }));
+          REQUIRE(w.listened[0].second);
+          REQUIRE(w.listened[1].second);
+          REQUIRE(has_report(w.reports, p2p::severity::error, "listen_connect callback failed"));
+          CO_REQUIRE(co_await status_keeps_coming(w));
+        }
+        hang_up(first);
+        hang_up(second);
+        CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+        REQUIRE(w.errors == none);
+        REQUIRE(m.barred_for("127.0.200.51") == not_barred);
+        REQUIRE(m.barred_for("127.0.200.52") == not_barred);
+      }
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+SCENARIO("runtime: after a status callback threw status events keep coming", "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a status callback that throws the first time") {
+      int calls = 0;
+      auto thrower = m.events().status.subscribe([&](const p2p::manager_status&) {
+        if (calls++ == 0) throw std::runtime_error("status callback failed");
+      });
+      co_await m.launch();
+      THEN("the throw is reported, status events go on (every 50 ms), the manager still works") {
+        CO_REQUIRE(co_await eventually([&] { return calls >= 4 && w.statuses >= 4; }, 2s));
+        REQUIRE(has_report(w.reports, p2p::severity::error, "status callback failed"));
+        auto r = co_await dial_plain_remote(io, m, w, "127.0.200.6");
+        hang_up(r.socket);
+        CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+      }
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+SCENARIO("runtime: a throwing peer_message callback neither closes nor bars the peer",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a peer_message callback that throws on the first message, and one after it") {
+      int thrown = 0;
+      std::vector<std::string> later_subscriber;
+      std::vector<std::string> per_command;
+      auto thrower = m.events().peer_message.subscribe([&](const peer_ptr&, const p2p::message&) {
+        if (thrown++ == 0) throw std::runtime_error("peer_message callback failed");
+      });
+      auto after = m.events().peer_message.subscribe([&](const peer_ptr&, const p2p::message& x) {
+        later_subscriber.emplace_back(x.payload.view());
+      });
+      auto cmd = m.events().command("x").subscribe([&](const peer_ptr&, const p2p::message& x) {
+        per_command.emplace_back(x.payload.view());
+      });
+      co_await m.launch();
+      auto r = co_await dial_plain_remote(io, m, w, "127.0.200.7");
+      auto p = w.connected.at(0);
+      const auto magic = m.options().magic;
+      WHEN("the remote sends a message, and later another") {
+        co_await write_all(r.socket, frame(magic, "x", "1"));
+        CO_REQUIRE(co_await eventually([&] { return thrown == 1; }));
+        co_await sleep_for(100ms);
+        THEN("the peer stays open and unbarred, and both messages reach the other subscribers") {
+          CHECK(w.errors == none);
+          CHECK(p->is_open());
+          CHECK(m.active_count() == 1);
+          CHECK(m.barred_for("127.0.200.7") == not_barred);
+          CHECK(has_report(w.reports, p2p::severity::error, "peer_message callback failed"));
+          CHECK(later_subscriber == std::vector<std::string>{"1"});
+          CHECK(per_command == std::vector<std::string>{"1"});
+          REQUIRE(p->is_open());
+          co_await write_all(r.socket, frame(magic, "x", "2"));
+          CO_REQUIRE(co_await eventually([&] { return thrown == 2; }));
+          CO_REQUIRE(co_await eventually([&] { return later_subscriber.size() == 2; }));
+          REQUIRE(later_subscriber == std::vector<std::string>{"1", "2"});
+          REQUIRE(per_command == std::vector<std::string>{"1", "2"});
+          REQUIRE(p->is_open());
+        }
+      }
+      hang_up(r.socket);
+      CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    }
+    co_await m.shutdown();
+    REQUIRE(m.state() == "shutdown");
+  });
+}
+
+TEST_CASE("runtime: a throwing report callback escapes run(); run() again carries on",
+          "[runtime]") {
+  // The one callback whose exception is not turned into a report: it propagates out of
+  // io_context::run() as Asio does for handlers, and the library is left consistent, so
+  // calling run() again carries on. Hence no run_async_test: a few bounded re-runs.
+  asio::io_context io;
+  p2p::peer_manager m(io.get_executor(), runtime_options());
+  std::vector<peer_ptr> connected;
+  bool thrown = false;
+  auto s1 = m.events().peer_connect.subscribe([&](const peer_ptr& p) { connected.push_back(p); });
+  auto s2 = m.events().report.subscribe([&](const p2p::report& r) {
+    if (!thrown && r.message.find("refused") != std::string::npos) {
+      thrown = true;
+      throw std::runtime_error("report callback failed");
+    }
+  });
+  bool done = false;
+  std::exception_ptr body_error;
+  auto body = [&]() -> awaitable_void {
+    co_await m.launch();
+    const auto ep = *m.listen_endpoint();
+    m.bar("127.0.200.81", 10min);
+    // A barred client is refused, with a report: the report callback throws.
+    auto refused = co_await dial_from("127.0.200.81", ep);
+    CO_REQUIRE(co_await eventually([&] { return thrown; }, 3s));
+    // By now run() has been called again: the manager must still accept.
+    auto welcome = co_await dial_from("127.0.200.82", ep);
+    CO_REQUIRE(co_await eventually([&] { return connected.size() == 1; }, 3s));
+    REQUIRE(connected[0]->remote().name == "127.0.200.82");
+    hang_up(welcome);
+    hang_up(refused);
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    co_await m.shutdown();
+    done = true;
+  };
+  asio::co_spawn(io, body, [&](std::exception_ptr e) {
+    body_error = e;
+    if (e) io.stop();
+  });
+  std::vector<std::string> escaped;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (int run = 0; run < 4; ++run) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= 0ms) break;
+    try {
+      io.run_for(left);
+      break;  // returned: out of work, or out of time
+    } catch (const std::exception& e) {
+      escaped.emplace_back(e.what());
+    }
+  }
+  REQUIRE(escaped == std::vector<std::string>{"report callback failed"});
+  if (body_error) std::rethrow_exception(body_error);
+  REQUIRE(done);
+  INFO("the test left work behind (a peer that never closed, a loop that never ended)");
+  REQUIRE(io.stopped());
+}
