@@ -489,3 +489,113 @@ TEST_CASE("runtime: a throwing report callback escapes run(); run() again carrie
   INFO("the test left work behind (a peer that never closed, a loop that never ended)");
   REQUIRE(io.stopped());
 }
+
+// ---- (b) state-changing calls from inside a callback post --------------------------------
+
+namespace {
+
+/// What a status callback calls once, from inside the callback.
+enum class reentry { add_active, add_pool, bar };
+
+/// The manager's first status callback calls `what` and records the manager's state just
+/// before and right after the call; the effect must come later, never inline.
+awaitable_void reentrant_call(asio::io_context& io, reentry what) {
+  auto o = runtime_options();
+  o.min_peers = 2;  // add_pool connects at once while fewer are active
+  o.max_peers = 2;
+  p2p::peer_manager m(io.get_executor(), o);
+  watch w(m);
+  auto a = p2p::test::listen_on(io.get_executor(), "127.0.200.91");
+  const auto h = host_of(a);
+  const std::string barred_host = "127.0.200.99";
+
+  struct seen {
+    bool called = false;
+    std::size_t active_before = 0, active_after = 0, pool_after = 0;
+    std::chrono::steady_clock::duration barred_after{};
+  };
+
+  seen s;
+  auto sub = m.events().status.subscribe([&](const p2p::manager_status&) {
+    if (s.called) return;
+    s.called = true;
+    s.active_before = m.active_count();
+    switch (what) {
+      case reentry::add_active:
+        m.add_active(h);
+        break;
+      case reentry::add_pool:
+        m.add_pool(h);
+        break;
+      case reentry::bar:
+        m.bar(barred_host, 10min);
+        break;
+    }
+    s.active_after = m.active_count();
+    s.pool_after = m.pool().size();
+    s.barred_after = m.barred_for(barred_host);
+  });
+  co_await m.launch();
+  CO_REQUIRE(co_await eventually([&] { return s.called; }));
+  REQUIRE(s.active_before == 0);
+  if (what == reentry::bar) {
+    // Not barred yet when bar() returned; barred afterwards.
+    REQUIRE(s.barred_after == not_barred);
+    CO_REQUIRE(co_await eventually([&] { return m.barred_for(barred_host) > 9min; }));
+  } else {
+    // Nothing changed when the call returned; the peer connects afterwards.
+    REQUIRE(s.active_after == s.active_before);
+    REQUIRE(s.pool_after == 0);
+    auto sock = co_await accept_within(a, 3s);
+    REQUIRE(sock);
+    CO_REQUIRE(co_await eventually([&] { return w.connected.size() == 1; }));
+    hang_up(*sock);
+  }
+  CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+  REQUIRE(w.errors == none);
+  co_await m.shutdown();
+}
+
+}  // namespace
+
+TEST_CASE("runtime: add_active called inside a callback does not run inline", "[runtime]") {
+  run_async_test([](asio::io_context& io) { return reentrant_call(io, reentry::add_active); });
+}
+
+TEST_CASE("runtime: add_pool called inside a callback does not run inline", "[runtime]") {
+  run_async_test([](asio::io_context& io) { return reentrant_call(io, reentry::add_pool); });
+}
+
+TEST_CASE("runtime: bar called inside a callback does not run inline", "[runtime]") {
+  run_async_test([](asio::io_context& io) { return reentrant_call(io, reentry::bar); });
+}
+
+SCENARIO("runtime: a peer_end callback that re-adds the ended peer gets it connected again",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    GIVEN("a peer_end callback that calls add_active(p->remote()) once") {
+      int readded = 0;
+      auto again = m.events().peer_end.subscribe([&](const peer_ptr& p) {
+        if (readded++ == 0) m.add_active(p->remote());
+      });
+      co_await m.launch();
+      auto r = co_await dial_plain_remote(io, m, w, "127.0.200.101");
+      WHEN("the remote closes the connection") {
+        hang_up(r.socket);
+        THEN("the manager connects to the same host a second time") {
+          auto second = co_await accept_within(r.acceptor, 3s);
+          CO_REQUIRE(co_await eventually([&] { return w.connected.size() == 2; }, 3s));
+          REQUIRE(second);
+          REQUIRE(w.connected[1]->remote() == r.host);
+          REQUIRE(w.connected[1] != w.connected[0]);
+          REQUIRE(readded == 1);
+          hang_up(*second);
+        }
+      }
+      CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    }
+    co_await m.shutdown();
+  });
+}
