@@ -68,6 +68,16 @@ bool has_report(const std::vector<p2p::report>& reports, p2p::severity level,
   });
 }
 
+/// Frames of `magic`, one after the other, as one buffer (one write).
+bytes frames(std::uint32_t magic, const std::vector<std::pair<std::string, std::string>>& list) {
+  bytes out;
+  for (const auto& [command, payload] : list) {
+    auto f = p2p::encode_frame(magic, command, p2p::as_bytes(payload));
+    out.insert(out.end(), f.begin(), f.end());
+  }
+  return out;
+}
+
 /// One frame of `magic`.
 bytes frame(std::uint32_t magic, std::string_view command, std::string_view payload) {
   auto f = p2p::encode_frame(magic, command, p2p::as_bytes(payload));
@@ -596,6 +606,186 @@ SCENARIO("runtime: a peer_end callback that re-adds the ended peer gets it conne
       }
       CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
     }
+    co_await m.shutdown();
+  });
+}
+
+// ---- (c) closed means silent ---------------------------------------------------------
+
+SCENARIO("runtime: a peer destroyed in its first message callback delivers nothing more",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    int to_manager = 0, to_other = 0, to_command = 0, to_peer = 0;
+    auto s1 = m.events().peer_message.subscribe([&](const peer_ptr& p, const p2p::message&) {
+      if (to_manager++ == 0) p->destroy();
+    });
+    auto s2 = m.events().peer_message.subscribe(
+        [&](const peer_ptr&, const p2p::message&) { ++to_other; });
+    auto s3 = m.events().command("x").subscribe(
+        [&](const peer_ptr&, const p2p::message&) { ++to_command; });
+    co_await m.launch();
+    auto r = co_await dial_plain_remote(io, m, w, "127.0.200.111");
+    auto p = w.connected.at(0);
+    auto own = co_await on(p->get_executor(), [&] {
+      return std::make_shared<p2p::subscription>(
+          p->events().message.subscribe([&](const p2p::message&) { ++to_peer; }));
+    });
+    GIVEN("a remote that sends 100 valid frames in one write") {
+      std::vector<std::pair<std::string, std::string>> list;
+      for (int i = 0; i < 100; ++i) list.emplace_back("x", std::to_string(i));
+      co_await write_all(r.socket, frames(m.options().magic, list));
+      WHEN("the first message callback destroys the peer") {
+        CO_REQUIRE(co_await eventually([&] { return p->is_closed(); }, 3s));
+        co_await sleep_for(100ms);
+        THEN("exactly one message was delivered to each subscriber") {
+          CHECK(to_manager == 1);
+          CHECK(to_other == 1);
+          CHECK(to_command == 1);
+          CHECK(to_peer <= 1);
+          REQUIRE(to_manager == 1);
+        }
+      }
+    }
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    co_await on(p->get_executor(), [&] {
+      own->unsubscribe();
+      return 0;
+    });
+    co_await m.shutdown();
+  });
+}
+
+// ---- (d) receive() during a handshake --------------------------------------------------
+
+namespace {
+
+struct hook_log {
+  std::vector<std::string> got;
+};
+
+/// Waits 200 ms first, then for `hello`: the hello sent at connect must not be lost.
+asio::awaitable<void> slow_hello(peer_ptr p, std::shared_ptr<hook_log> log) {
+  co_await sleep_for(200ms);
+  auto hello = co_await p->receive("hello", 2s);
+  if (!hello) throw std::runtime_error("no hello within 2 s (lost while the hook slept?)");
+  log->got.emplace_back(hello->payload.view());
+}
+
+/// Waits for `hello`, then returns: the handshake is over.
+asio::awaitable<void> quick_hello(peer_ptr p, std::shared_ptr<hook_log> log) {
+  auto hello = co_await p->receive("hello", 2s);
+  if (!hello) throw std::runtime_error("no hello within 2 s");
+  log->got.emplace_back(hello->payload.view());
+}
+
+}  // namespace
+
+SCENARIO("runtime: a handshake that sleeps before receive() still gets the early message",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto log = std::make_shared<hook_log>();
+    auto o = runtime_options();
+    o.handshake = [log](peer_ptr p) { return slow_hello(std::move(p), log); };
+    o.handshake_timeout = 5s;
+    p2p::peer_manager m(io.get_executor(), o);
+    watch w(m);
+    co_await m.launch();
+    GIVEN("a remote that sends hello as soon as it accepts") {
+      auto a = p2p::test::listen_on(io.get_executor(), "127.0.200.121");
+      m.add_active(host_of(a));
+      auto sock = co_await accept_within(a, 3s);
+      REQUIRE(sock);
+      co_await write_all(*sock, frame(m.options().magic, "hello", "hi"));
+      THEN("the hook gets it: the peer is ready, no error, nothing barred") {
+        CO_REQUIRE(co_await eventually([&] { return !w.ready.empty() || !w.errors.empty(); }, 4s));
+        REQUIRE(w.errors == none);
+        REQUIRE(w.ready.size() == 1);
+        REQUIRE(log->got == std::vector<std::string>{"hi"});
+        REQUIRE(m.barred_for("127.0.200.121") == not_barred);
+      }
+      hang_up(*sock);
+      CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    }
+    co_await m.shutdown();
+  });
+}
+
+SCENARIO("runtime: two receive() calls waiting for one command get different messages",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    p2p::peer_manager m(io.get_executor(), runtime_options());
+    watch w(m);
+    co_await m.launch();
+    auto r = co_await dial_plain_remote(io, m, w, "127.0.200.131");
+    auto p = w.connected.at(0);
+    GIVEN("two receive(\"x\") calls waiting at once") {
+      std::vector<std::string> got;
+      int finished = 0;
+      for (int i = 0; i < 2; ++i)
+        asio::co_spawn(io, p->receive("x", 2s),
+                       [&](std::exception_ptr e, std::optional<p2p::message> msg) {
+                         ++finished;
+                         if (e)
+                           got.emplace_back("exception");
+                         else
+                           got.emplace_back(msg ? std::string(msg->payload.view()) : "timeout");
+                       });
+      co_await sleep_for(100ms);
+      WHEN("the remote sends two x messages with different payloads") {
+        const std::vector<std::pair<std::string, std::string>> two{{"x", "1"}, {"x", "2"}};
+        co_await write_all(r.socket, frames(m.options().magic, two));  // one write
+        CO_REQUIRE(co_await eventually([&] { return finished == 2; }, 3s));
+        THEN("each receive got one of them, never the same one twice") {
+          std::sort(got.begin(), got.end());
+          REQUIRE(got == std::vector<std::string>{"1", "2"});
+        }
+      }
+    }
+    hang_up(r.socket);
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
+    co_await m.shutdown();
+  });
+}
+
+SCENARIO("runtime: after the handshake receive() does not return a message from before the call",
+         "[runtime]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto log = std::make_shared<hook_log>();
+    auto o = runtime_options();
+    o.handshake = [log](peer_ptr p) { return quick_hello(std::move(p), log); };
+    o.handshake_timeout = 5s;
+    p2p::peer_manager m(io.get_executor(), o);
+    watch w(m);
+    int lates = 0;
+    auto s = m.events().command("late").subscribe(
+        [&](const peer_ptr&, const p2p::message&) { ++lates; });
+    co_await m.launch();
+    auto a = p2p::test::listen_on(io.get_executor(), "127.0.200.141");
+    m.add_active(host_of(a));
+    auto sock = co_await accept_within(a, 3s);
+    REQUIRE(sock);
+    // Sent once the hook is surely waiting for it.
+    co_await sleep_for(150ms);
+    co_await write_all(*sock, frame(m.options().magic, "hello", "hi"));
+    CO_REQUIRE(co_await eventually([&] { return !w.ready.empty() || !w.errors.empty(); }, 3s));
+    REQUIRE(w.errors == none);
+    REQUIRE(log->got == std::vector<std::string>{"hi"});
+    auto p = w.ready.at(0);
+    GIVEN("a late message that arrived after the handshake, 200 ms before receive()") {
+      co_await write_all(*sock, frame(m.options().magic, "late", "old"));
+      CO_REQUIRE(co_await eventually([&] { return lates == 1; }));
+      co_await sleep_for(200ms);
+      WHEN("receive(\"late\", 300 ms) is called") {
+        auto got = co_await p->receive("late", 300ms);
+        THEN("it times out: the old message is not returned") {
+          REQUIRE_FALSE(got.has_value());
+        }
+      }
+    }
+    hang_up(*sock);
+    CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
     co_await m.shutdown();
   });
 }
