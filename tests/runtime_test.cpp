@@ -11,9 +11,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -788,4 +790,198 @@ SCENARIO("runtime: after the handshake receive() does not return a message from 
     CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
     co_await m.shutdown();
   });
+}
+
+// ---- (e) one manager on 4 threads ------------------------------------------------------
+
+namespace {
+
+/// Sends `n` frames `command` with payloads "0".."n-1" from any thread, pausing after
+/// every `batch`.
+asio::awaitable<void> stream(peer_ptr p, std::string command, int n, int batch,
+                             std::chrono::milliseconds pause) {
+  for (int i = 0; i < n; ++i) {
+    p->send(command, p2p::as_bytes(std::to_string(i)));
+    if ((i + 1) % batch == 0) co_await sleep_for(pause);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("runtime: on 4 threads: answers and streams on strands; shutdown while streaming",
+          "[runtime]") {
+  run_async_test(
+      [](asio::io_context& io) -> awaitable_void {
+        constexpr std::size_t n_remotes = 6;
+        constexpr int n_frames = 2000;
+        constexpr int rounds = 5;
+        constexpr int all_frames = static_cast<int>(n_remotes) * n_frames;
+        auto o = p2p::test::loopback_options("127.0.202.1");
+        o.listen = false;
+        o.port = 8333;  // without a listener: the default port to dial (hosts carry theirs)
+        o.min_peers = 0;
+        o.max_peers = 20;
+        p2p::peer_manager m(io.get_executor(), o);
+
+        // What the manager's callbacks saw; touched only on the manager's strand.
+        struct tally {
+          std::vector<std::vector<int>> frames;  // [remote][index]: deliveries of "s"
+          int total = 0;
+          int stray = 0;  // "s" frames from an unknown remote or with a bad index
+          int after = 0;  // "t" frames (the stream running into shutdown)
+        };
+        tally t;
+        t.frames.assign(n_remotes, std::vector<int>(n_frames, 0));
+        std::atomic<int> checked{0};
+        std::atomic<int> off_strand{0};
+        auto check_strand = [&] {
+          ++checked;
+          if (!m.get_executor().running_in_this_thread()) ++off_strand;
+        };
+
+        std::vector<std::unique_ptr<p2p::peer_manager>> remotes;
+        std::vector<p2p::host> hosts;
+        std::vector<std::shared_ptr<p2p::subscription>> remote_subs;
+        for (std::size_t i = 0; i < n_remotes; ++i) {
+          const auto address = "127.0.202." + std::to_string(10 + i);
+          remotes.push_back(p2p::test::make_remote(io, address));
+          auto& r = *remotes.back();
+          remote_subs.push_back(co_await on(r.get_executor(), [&r] {
+            return std::make_shared<p2p::subscription>(
+                r.events().command("knock").subscribe([](const peer_ptr& p, const p2p::message& x) {
+                  p->send("answer", x.payload.span());
+                }));
+          }));
+          co_await r.launch();
+          hosts.push_back({address, r.listen_endpoint()->port()});
+        }
+        auto subs = co_await on(m.get_executor(), [&] {
+          auto v = std::make_shared<std::vector<p2p::subscription>>();
+          auto& ev = m.events();
+          v->push_back(ev.command("s").subscribe([&](const peer_ptr& p, const p2p::message& x) {
+            check_strand();
+            const auto& name = p->remote().name;
+            const int r = name.starts_with("127.0.202.") ? std::stoi(name.substr(10)) - 10 : -1;
+            const int k = std::stoi(std::string(x.payload.view()));
+            if (r < 0 || r >= static_cast<int>(n_remotes) || k < 0 || k >= n_frames) {
+              ++t.stray;
+              return;
+            }
+            ++t.frames[r][k];
+            ++t.total;
+          }));
+          v->push_back(ev.command("t").subscribe([&](const peer_ptr&, const p2p::message&) {
+            check_strand();
+            ++t.after;
+          }));
+          v->push_back(ev.peer_connect.subscribe([&](const peer_ptr&) { check_strand(); }));
+          v->push_back(ev.peer_message.subscribe(
+              [&](const peer_ptr&, const p2p::message&) { check_strand(); }));
+          v->push_back(ev.status.subscribe([&](const p2p::manager_status&) { check_strand(); }));
+          return v;
+        });
+        co_await m.launch();
+        m.add_active(hosts);
+
+        // Each remote's peer to us, read on the remote's strand.
+        std::vector<peer_ptr> theirs;
+        for (auto& r : remotes) {
+          peer_ptr p;
+          for (int i = 0; i < 600 && !p; ++i) {
+            p = co_await on(r->get_executor(), [&r]() -> peer_ptr {
+              auto peers = r->active_peers();
+              return peers.size() == 1 ? peers[0] : nullptr;
+            });
+            if (!p) co_await sleep_for(5ms);
+          }
+          REQUIRE(p);
+          theirs.push_back(p);
+        }
+        bool all_connected = false;
+        for (int i = 0; i < 600 && !all_connected; ++i) {
+          all_connected = co_await on(m.get_executor(), [&] {
+            auto peers = m.active_peers();
+            return peers.size() == n_remotes &&
+                   std::all_of(peers.begin(), peers.end(),
+                               [](const peer_ptr& p) { return p->state() == "connected"; });
+          });
+          if (!all_connected) co_await sleep_for(5ms);
+        }
+        REQUIRE(all_connected);
+
+        // Every remote streams 2,000 frames while we knock and collect answers.
+        std::atomic<int> streams_done{0};
+        for (auto& p : theirs)
+          asio::co_spawn(io, stream(p, "s", n_frames, 50, 2ms), [&](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+            ++streams_done;
+          });
+        for (int round = 0; round < rounds; ++round) {
+          const std::string payload = "knock " + std::to_string(round);
+          auto sent = co_await m.send(p2p::all, "state", "connected", "knock",
+                                      p2p::as_bytes(payload), "answer");
+          REQUIRE(sent.size() == n_remotes);
+          auto got = co_await sent.wait(5s);
+          INFO("round " << round);
+          REQUIRE(got.answered.size() == n_remotes);
+          REQUIRE(got.timed_out.empty());
+          REQUIRE(got.closed.empty());
+          std::set<boost::uuids::uuid> who;
+          for (const auto& x : got.answered) {
+            REQUIRE(x.msg.payload.view() == payload);
+            who.insert(x.peer->id());
+          }
+          REQUIRE(who.size() == n_remotes);
+        }
+
+        // Every streamed frame arrives exactly once.
+        int total = 0;
+        for (int i = 0; i < 2000 && total < all_frames; ++i) {
+          total = co_await on(m.get_executor(), [&] { return t.total; });
+          if (total < all_frames) co_await sleep_for(5ms);
+        }
+        REQUIRE(total == all_frames);
+        const auto not_once = co_await on(m.get_executor(), [&] {
+          int bad = t.stray;
+          for (const auto& per_remote : t.frames)
+            for (int n : per_remote) bad += n == 1 ? 0 : 1;
+          return bad;
+        });
+        REQUIRE(not_once == 0);
+        // The streams' last pause may still be running.
+        CO_REQUIRE(
+            co_await eventually([&] { return streams_done == static_cast<int>(n_remotes); }));
+
+        // Shutdown while every remote is still streaming.
+        for (auto& p : theirs)
+          asio::co_spawn(io, stream(p, "t", n_frames, 10, 2ms), [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+          });
+        co_await sleep_for(50ms);
+        const auto t0 = std::chrono::steady_clock::now();
+        co_await m.shutdown();
+        REQUIRE(std::chrono::steady_clock::now() - t0 < 3s);
+        const auto after = co_await on(m.get_executor(), [&] { return t.after; });
+        REQUIRE(after > 0);
+        REQUIRE(after < all_frames);
+        const auto active_after = co_await on(m.get_executor(), [&] { return m.active_count(); });
+        REQUIRE(active_after == 0);
+        for (auto& r : remotes) co_await r->shutdown();
+
+        {
+          INFO("manager callbacks checked: " << checked.load());
+          REQUIRE(checked > static_cast<int>(n_remotes) * n_frames);
+          REQUIRE(off_strand == 0);
+        }
+        co_await on(m.get_executor(), [&] {
+          subs->clear();
+          return 0;
+        });
+        for (std::size_t i = 0; i < remotes.size(); ++i)
+          co_await on(remotes[i]->get_executor(), [&, i] {
+            remote_subs[i]->unsubscribe();
+            return 0;
+          });
+      },
+      30s, 4);
 }
