@@ -82,11 +82,14 @@ void run_async_test(F&& f, std::chrono::milliseconds limit = 20s, int threads = 
     INFO("an exception escaped io_context::run() (a handler or a spawned coroutine threw)");
     std::rethrow_exception(escaped);
   }
-  INFO("the test body did not finish within " << limit.count() << " ms (a hang)");
-  REQUIRE(done);
-  INFO("the test left work behind (a peer that never closed, a loop that never ended): "
-       "the io_context still had work "
-       << took.count() << " ms after the start, with a limit of " << limit.count() << " ms");
+  {
+    INFO("the test body did not finish within " << limit.count() << " ms (a hang)");
+    REQUIRE(done);
+  }
+  INFO(
+      "the test left work behind (a peer that never closed, a loop that never ended): "
+      "the io_context still had work "
+      << took.count() << " ms after the start, with a limit of " << limit.count() << " ms");
   REQUIRE(io.stopped());
 }
 
