@@ -149,7 +149,7 @@ void peer::apply(peer_input in, error_code ec) {
     last_seen_.store(clock_type::now().time_since_epoch().count(), relaxed);
   }
   if (transport_wake_) transport_wake_->cancel();  // send_and_wait re-checks the state
-  outbox_.push_back(detail::peer_note{std::move(change)});
+  outbox_.emplace_back(std::move(change));
   publish();
   if (t.start_reader) start_reader();
 }
@@ -164,8 +164,7 @@ void peer::publish() {
 }
 
 void peer::note_report(severity level, std::string text) {
-  outbox_.push_back(
-      detail::peer_note{p2p::report{level, fmt::format("peer {}: {}", remote_.to_string(), text)}});
+  outbox_.emplace_back(p2p::report{level, fmt::format("peer {}: {}", remote_.to_string(), text)});
 }
 
 // ---- connecting ----------------------------------------------------------------------
@@ -321,7 +320,7 @@ error_code peer::handle(decode_event& ev) {
       garbage_run_ = 0;
       // Sized like the last batch: a stream of small frames does not regrow it every read.
       if (outbox_.capacity() == 0 && batch_hint_ > 1) outbox_.reserve(batch_hint_);
-      outbox_.push_back(detail::peer_note{std::move(ev.msg)});
+      outbox_.emplace_back(std::move(ev.msg));
       return {};
     case decode_event::kind::garbage:
       garbage_run_ += ev.count;

@@ -7,6 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <optional>
+#include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "peer_fsm.hpp"
@@ -19,6 +21,12 @@ struct peer_note {
     peer_transition t;
     std::optional<boost::asio::ip::tcp::endpoint> endpoint;
   };
+
+  /// Built in place in the outbox: a message is moved once, not twice.
+  template <class T>
+
+  requires(!std::is_same_v<std::remove_cvref_t<T>, peer_note>) explicit peer_note(T&& x)
+      : v(std::forward<T>(x)) {}
 
   std::variant<message, report, change> v;
 };
