@@ -199,7 +199,7 @@ shared_bytes decoder::copy_small(std::span<const std::uint8_t> payload, std::siz
   // Only small payloads share: a message kept for long keeps its whole block alive, which
   // is bounded by the chunk (at most the bytes of one read).
   constexpr std::size_t small_payload = 1024;
-  constexpr std::size_t max_slab = 64 * 1024;
+  constexpr std::size_t max_slab = 16 * 1024;  // freeing 64 KiB or more consolidates glibc's heap
   if (payload.size() > small_payload || payload.empty()) return shared_bytes::copy(payload);
   if (slab_size_ - slab_used_ < payload.size()) {
     slab_size_ = std::clamp<std::size_t>(input_left, payload.size(), max_slab);
