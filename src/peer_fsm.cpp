@@ -22,6 +22,20 @@ std::string_view to_string(peer_lifecycle s) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(manager_state s) noexcept {
+  switch (s) {
+    case manager_state::created:
+      return "new";
+    case manager_state::launching:
+      return "launching";
+    case manager_state::running:
+      return "running";
+    case manager_state::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
 namespace detail {
 
 using boost::system::error_code;

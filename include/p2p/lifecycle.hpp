@@ -1,6 +1,6 @@
 #pragma once
 /// @file lifecycle.hpp
-/// The library's own lifecycle of a peer connection.
+/// The library's own lifecycles of a peer connection and of a manager.
 
 #include <string_view>
 
@@ -19,5 +19,17 @@ enum class peer_lifecycle {
 
 /// "created", "connecting", "open", "disconnecting" or "closed".
 std::string_view to_string(peer_lifecycle s) noexcept;
+
+/// A manager's state: "new" → "launching" (in `launch`) → "running" (first peer connected)
+/// → "shutdown".
+enum class manager_state {
+  created,    ///< "new": made, not launched.
+  launching,  ///< "launching": launched, no peer connected yet.
+  running,    ///< "running": a peer has connected.
+  shutdown,   ///< "shutdown": `shutdown()` began or the manager was abandoned.
+};
+
+/// "new", "launching", "running" or "shutdown" (the seed's names).
+std::string_view to_string(manager_state s) noexcept;
 
 }  // namespace p2p
