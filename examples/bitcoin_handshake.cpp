@@ -33,7 +33,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -378,61 +377,10 @@ std::vector<std::uint8_t> le_bytes(std::uint64_t v) {
 
 // ---- the handshake hook ----------------------------------------------------------------
 
-/// Keeps a peer's messages of some commands from the moment it is made, so that a message
-/// arriving in the same read as the one awaited before it (a node sends `version` and
-/// `verack` back to back) is not lost between two waits. Strand only (hooks run there).
-class inbox {
- public:
-  inbox(const std::shared_ptr<p2p::peer>& p, std::initializer_list<std::string_view> commands)
-      : state_(std::make_shared<state>(p->get_executor())) {
-    state_->closed = p->is_closed();
-    for (auto c : commands)
-      subs_.push_back(p->events().command(c).subscribe([s = state_](const p2p::message& m) {
-        if (s->queue.size() < max_queued) s->queue.push_back(m);
-        s->wake.cancel();
-      }));
-    subs_.push_back(p->events().close.subscribe([s = state_] {
-      s->closed = true;
-      s->wake.cancel();
-    }));
-  }
-
-  /// The next message with `command`, or nullopt after `limit` or once the peer closed.
-  asio::awaitable<std::optional<p2p::message>> next(std::string command, milliseconds limit) {
-    const auto deadline = steady_clock::now() + limit;
-    for (;;) {
-      auto& q = state_->queue;
-      auto it = std::find_if(q.begin(), q.end(),
-                             [&](const p2p::message& m) { return m.command == command; });
-      if (it != q.end()) {
-        p2p::message m = std::move(*it);
-        q.erase(it);
-        co_return m;
-      }
-      if (state_->closed || steady_clock::now() >= deadline) co_return std::nullopt;
-      state_->wake.expires_at(deadline);
-      co_await state_->wake.async_wait(use_nothrow);
-    }
-  }
-
- private:
-  static constexpr std::size_t max_queued = 16;
-
-  struct state {
-    explicit state(p2p::peer::executor_type ex) : wake(std::move(ex)) {}
-
-    asio::steady_timer wake;
-    std::deque<p2p::message> queue;
-    bool closed = false;
-  };
-
-  std::shared_ptr<state> state_;
-  std::vector<p2p::subscription> subs_;
-};
-
 /// version → (their version) → verack → (their verack) → state "ready". Throws to reject.
 asio::awaitable<void> handshake(std::shared_ptr<p2p::peer> p, milliseconds step_timeout) {
-  inbox box(p, {"version", "verack"});  // first thing: the node may speak before we do
+  // The node may speak before we do, and send version and verack back to back: receive()
+  // keeps every message of the handshake until the hook returns, so none is lost.
   const auto started = steady_clock::now();
   say("connected to {} ({})", p->remote().to_string(),
       p->endpoint() ? p->endpoint()->address().to_string() : std::string("?"));
@@ -450,23 +398,24 @@ asio::awaitable<void> handshake(std::shared_ptr<p2p::peer> p, milliseconds step_
   say("-> version: protocol {}, user agent {}, nonce {:016x}", ours.version, ours.user_agent,
       ours.nonce);
 
-  auto theirs_msg = co_await box.next("version", step_timeout);
-  if (!theirs_msg)
-    throw std::runtime_error(
-        fmt::format("no version from the node within {} ms", step_timeout.count()));
-  auto theirs = parse_version(theirs_msg->payload.span());
+  auto [vec, theirs_msg] = co_await p->receive("version", step_timeout, use_nothrow);
+  if (vec)
+    throw std::runtime_error(fmt::format("no version from the node within {} ms: {}",
+                                         step_timeout.count(), vec.message()));
+  auto theirs = parse_version(theirs_msg.payload.span());
   if (!theirs)
     throw std::runtime_error(
-        fmt::format("malformed version payload ({} bytes)", theirs_msg->payload.size()));
+        fmt::format("malformed version payload ({} bytes)", theirs_msg.payload.size()));
   if (theirs->nonce == ours.nonce) throw std::runtime_error("connected to ourselves");
   say("<- version: protocol {}, services 0x{:x}, user agent {}, start height {}, relay {}",
       theirs->version, theirs->services, theirs->user_agent, theirs->start_height, theirs->relay);
 
   p->send("verack");
   say("-> verack");
-  if (!co_await box.next("verack", step_timeout))
-    throw std::runtime_error(
-        fmt::format("no verack from the node within {} ms", step_timeout.count()));
+  auto [aec, ack] = co_await p->receive("verack", step_timeout, use_nothrow);
+  if (aec)
+    throw std::runtime_error(fmt::format("no verack from the node within {} ms: {}",
+                                         step_timeout.count(), aec.message()));
   say("<- verack");
   p->set("user_agent", theirs->user_agent);
   p->set_state("ready");

@@ -41,17 +41,12 @@ answer_status answers::status_of(const boost::uuids::uuid& id) const {
   return answer_status::timed_out;
 }
 
-namespace {
-asio::awaitable<answers> empty_answers() {
-  co_return answers{};
-}
-}  // namespace
-
 // ---- sent_messages -------------------------------------------------------------------
 
 sent_messages::sent_messages(std::map<boost::uuids::uuid, std::shared_ptr<peer>> peers,
-                             std::shared_ptr<detail::answer_collector> collector)
-    : peers_(std::move(peers)), collector_(std::move(collector)) {}
+                             std::shared_ptr<detail::answer_collector> collector,
+                             peer::executor_type strand)
+    : peers_(std::move(peers)), collector_(std::move(collector)), strand_(std::move(strand)) {}
 
 sent_messages::sent_messages(sent_messages&&) noexcept = default;
 
@@ -60,6 +55,7 @@ sent_messages& sent_messages::operator=(sent_messages&& other) noexcept {
     sent_messages dying(std::move(*this));
     peers_ = std::move(other.peers_);
     collector_ = std::move(other.collector_);
+    strand_ = std::move(other.strand_);
   }
   return *this;
 }
@@ -74,16 +70,10 @@ sent_messages::~sent_messages() {
     asio::post(strand, [c = std::move(collector_)] { c->stop(); });
 }
 
-asio::awaitable<answers> sent_messages::wait(std::chrono::milliseconds timeout,
-                                             std::size_t quorum) {
+void sent_messages::check_timeout(std::chrono::milliseconds timeout) {
   if (timeout.count() < 0)
     throw std::invalid_argument(
         fmt::format("p2p: wait timeout {} ms is negative", timeout.count()));
-  if (!collector_) return empty_answers();
-  auto c = collector_;
-  return asio::co_spawn(
-      c->get_executor(), [c, timeout, quorum] { return c->wait(timeout, quorum); },
-      asio::use_awaitable);
 }
 
 // ---- answer_collector ----------------------------------------------------------------
@@ -194,9 +184,16 @@ void answer_collector::stop() {
   wake_.cancel();
 }
 
-asio::awaitable<answers> answer_collector::wait(std::chrono::milliseconds timeout,
-                                                std::size_t quorum) {
-  if (waiting_) throw std::logic_error("p2p: sent_messages::wait is already being awaited");
+asio::awaitable<op_result<answers>> wait_for_answers(std::shared_ptr<answer_collector> collector,
+                                                     std::chrono::milliseconds timeout,
+                                                     std::size_t quorum) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  co_return co_await collector->wait(timeout, quorum);
+}
+
+asio::awaitable<op_result<answers>> answer_collector::wait(std::chrono::milliseconds timeout,
+                                                           std::size_t quorum) {
+  if (waiting_) co_return op_result<answers>{asio::error::already_started, answers{}};
   if (!spec_.expects_answers()) stop();
   waiting_ = true;
 
@@ -221,12 +218,12 @@ asio::awaitable<answers> answer_collector::wait(std::chrono::milliseconds timeou
     if (cs.cancelled() != asio::cancellation_type::none) {
       stop();
       deadline.cancel();
-      throw boost::system::system_error(asio::error::operation_aborted);
+      co_return op_result<answers>{asio::error::operation_aborted, result()};
     }
   }
   deadline.cancel();
   stop();
-  co_return result();
+  co_return op_result<answers>{boost::system::error_code{}, result()};
 }
 
 }  // namespace detail

@@ -38,6 +38,8 @@ class error_codes final : public boost::system::error_category {
         return "the peer is closed or closing";
       case error::shutting_down:
         return "the manager is shutting down";
+      case error::timeout:
+        return "the operation did not complete within its timeout";
     }
     return "p2p error " + std::to_string(ev);
   }
@@ -53,6 +55,7 @@ class error_codes final : public boost::system::error_category {
       case error::disconnect_timeout:
       case error::handshake_timeout:
       case error::idle_timeout:
+      case error::timeout:
         return condition::timeout;
       default:
         return {ev, *this};

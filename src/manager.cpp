@@ -178,14 +178,15 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     report(severity::error, fmt::format("a '{}' callback threw: {}", event, exception_text(e)));
   }
 
-  void set_state(std::string s) {
+  void set_state(manager_state s) {
     if (s == state_) return;
-    std::string old = std::exchange(state_, std::move(s));
+    const manager_state old = std::exchange(state_, s);
     events_.state_change.emit(old, state_);
   }
 
   std::size_t target() const {
-    return state_ == "launching" ? (opts_.min_peers + opts_.max_peers) / 2 : opts_.min_peers;
+    return state_ == manager_state::launching ? (opts_.min_peers + opts_.max_peers) / 2
+                                              : opts_.min_peers;
   }
 
   manager_status status() { return manager_status{active_.size(), pool_.size(), barred_count()}; }
@@ -205,7 +206,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   }
 
   void add_pool(const host_list& list) {
-    if (state_ == "shutdown") return;
+    if (state_ == manager_state::shutdown) return;
     for (auto& h : parse(list)) {
       if (barred(h.name)) {
         report(severity::info, fmt::format("not adding {}: barred", h.to_string()));
@@ -222,7 +223,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   }
 
   void add_active(const host_list& list) {
-    if (state_ == "shutdown") return;
+    if (state_ == manager_state::shutdown) return;
     for (auto& h : parse(list)) {
       if (barred(h.name)) {
         report(severity::info, fmt::format("not connecting to {}: barred", h.to_string()));
@@ -280,7 +281,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   }
 
   void on_connect(const std::shared_ptr<peer>& p) {
-    if (state_ == "launching") set_state("running");
+    if (state_ == manager_state::launching) set_state(manager_state::running);
     events_.peer_connect.emit(p);
     if (p->silenced_.load(std::memory_order_relaxed)) return;  // a callback closed it
     if (!opts_.handshake) {
@@ -319,11 +320,12 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     events_.peer_ready.emit(p);
   }
 
-  /// The hook, made non-throwing for `||`: returns the failure text, empty on success.
+  /// The hook, made non-throwing for `||`: returns the failure (an error it returned, or
+  /// what it threw) as text, empty on success.
   asio::awaitable<std::string> run_hook(std::shared_ptr<peer> p) {
     try {
-      co_await opts_.handshake(p);
-      co_return std::string{};
+      const error_code ec = co_await opts_.handshake(p);
+      co_return ec ? fmt::format("{} ({})", ec.message(), ec.to_string()) : std::string{};
     } catch (const std::exception& e) {
       co_return std::string(e.what()[0] ? e.what() : "exception");
     } catch (...) {
@@ -357,7 +359,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     if (remote_ended) events_.peer_end.emit(p);
     if (ec) events_.peer_error.emit(p, ec);
     if (!tracked) return;
-    if (state_ == "shutdown") {
+    if (state_ == manager_state::shutdown) {
       if (active_.empty()) all_closed_.cancel();
       return;
     }
@@ -368,7 +370,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   // ---- the pool check ----
 
   asio::awaitable<void> check_pool() {
-    if (state_ == "shutdown" || state_ == "new") co_return;
+    if (state_ == manager_state::shutdown || state_ == manager_state::created) co_return;
     auto t = std::chrono::steady_clock::now();
     for (auto& [id, e] : active_) {
       auto& p = e.p;
@@ -404,7 +406,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   asio::awaitable<void> check_loop() {
     auto self = shared_from_this();
-    while (state_ != "shutdown") {
+    while (state_ != manager_state::shutdown) {
       co_await check_pool();
       check_timer_.expires_after(opts_.check_interval);
       co_await check_timer_.async_wait(use_nothrow);
@@ -416,7 +418,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     for (;;) {
       status_timer_.expires_after(opts_.status_interval);
       co_await status_timer_.async_wait(use_nothrow);
-      if (state_ == "shutdown") co_return;
+      if (state_ == manager_state::shutdown) co_return;
       events_.status.emit(status());
     }
   }
@@ -437,7 +439,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     auto self = shared_from_this();
     while (acceptor_ && acceptor_->is_open()) {
       auto [ec, sock] = co_await acceptor_->async_accept(use_nothrow);
-      if (state_ == "shutdown" || !acceptor_->is_open()) co_return;
+      if (state_ == manager_state::shutdown || !acceptor_->is_open()) co_return;
       if (ec) {
         report(severity::warning, fmt::format("accept failed: {}", ec.message()));
         // Out of descriptors or similar: back off instead of spinning.
@@ -566,12 +568,18 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   // ---- launch and shutdown ----
 
-  asio::awaitable<void> launch(host_list seeds) {
-    if (state_ != "new")
-      throw std::logic_error(
-          fmt::format("p2p: launch() in state '{}'; only once, from 'new'", state_));
-    if (opts_.listen) open_listener();  // throws: the state stays "new"
-    set_state("launching");
+  error_code launch(const host_list& seeds) {
+    if (state_ != manager_state::created) return asio::error::already_started;
+    if (opts_.listen) {
+      try {
+        open_listener();
+      } catch (const boost::system::system_error& e) {
+        report(severity::error, fmt::format("cannot listen on {}:{}: {}", opts_.listen_address,
+                                            opts_.port, e.code().message()));
+        return e.code();  // the state stays "new"
+      }
+    }
+    set_state(manager_state::launching);
     add_pool(seeds);
     auto self = shared_from_this();
     if (acceptor_)
@@ -581,11 +589,11 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
         strand_, [self] { return self->check_loop(); }, rethrow{});
     asio::co_spawn(
         strand_, [self] { return self->status_loop(); }, rethrow{});
-    co_return;
+    return {};
   }
 
   void stop_background() {
-    set_state("shutdown");
+    set_state(manager_state::shutdown);
     if (acceptor_) {
       error_code ig;
       acceptor_->close(ig);
@@ -595,22 +603,26 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     pool_.clear();
   }
 
-  asio::awaitable<void> shutdown() {
+  asio::awaitable<error_code> shutdown() {
     auto self = shared_from_this();
-    if (state_ != "shutdown") {
+    if (state_ != manager_state::shutdown) {
       stop_background();
       for (auto& [id, e] : active_) e.p->close();
     }
     while (!active_.empty()) {
       co_await all_closed_.async_wait(use_nothrow);
+      auto cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none)
+        co_return make_error_code(asio::error::operation_aborted);
     }
     // Wake any other shutdown() waiter.
     all_closed_.cancel();
+    co_return error_code{};
   }
 
   /// The handle was destroyed without shutdown(): close everything at once.
   void abandon() {
-    if (state_ != "shutdown") stop_background();
+    if (state_ != manager_state::shutdown) stop_background();
     std::vector<std::shared_ptr<peer>> peers;
     for (auto& [id, e] : active_) peers.push_back(e.p);
     for (auto& p : peers) p->destroy();
@@ -618,8 +630,8 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   // ---- send ----
 
-  asio::awaitable<sent_messages> send(int number, std::string prop, match_values values,
-                                      shared_bytes frame, answer_spec spec) {
+  sent_messages send(int number, const std::string& prop, const match_values& values,
+                     const shared_bytes& frame, answer_spec spec) {
     std::vector<std::shared_ptr<peer>> matching;
     for (auto& [id, e] : active_) {
       if (e.p->is_closed()) continue;
@@ -640,14 +652,14 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     collector->start(collectors_);  // before sending: no answer can be missed
     // Each peer's transport queues and writes it on its own strand.
     for (auto& p : matching) p->send_frame(frame);
-    co_return sent_messages(std::move(chosen), std::move(collector));
+    return sent_messages(std::move(chosen), std::move(collector), strand_);
   }
 
   peer::executor_type strand_;
   manager_options opts_;
   manager_events events_;
   std::shared_ptr<collector_registry> collectors_ = std::make_shared<collector_registry>();
-  std::string state_ = "new";
+  manager_state state_ = manager_state::created;
   std::unordered_map<boost::uuids::uuid, entry, boost::hash<boost::uuids::uuid>> active_;
   std::vector<host> pool_;
   std::unordered_map<std::string, time_point> bars_;
@@ -692,13 +704,57 @@ manager_events& peer_manager::events() noexcept {
   return impl_->events_;
 }
 
-// The awaitable wrappers are not coroutines: co_spawn with use_awaitable is the awaitable,
-// and argument errors throw at the call itself.
-asio::awaitable<void> peer_manager::launch(host_list seeds) {
-  auto impl = impl_;
-  return asio::co_spawn(
-      impl->strand_, [impl, seeds = std::move(seeds)] { return impl->launch(seeds); },
-      asio::use_awaitable);
+namespace detail {
+
+// The operations behind the public templates: each runs on the manager's strand.
+
+asio::awaitable<op_result<>> launch_op(std::shared_ptr<manager_impl> m, host_list seeds) {
+  co_return op_result<>{m->launch(seeds)};
+}
+
+asio::awaitable<op_result<>> shutdown_op(std::shared_ptr<manager_impl> m) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  co_return op_result<>{co_await m->shutdown()};
+}
+
+asio::awaitable<op_result<>> check_pool_op(std::shared_ptr<manager_impl> m) {
+  co_await m->check_pool();
+  co_return op_result<>{};
+}
+
+asio::awaitable<op_result<>> del_active_op(std::shared_ptr<manager_impl> m, std::shared_ptr<peer> p,
+                                           std::string reason) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  m->report(severity::info,
+            fmt::format("disconnecting peer {}: {}", p->remote().to_string(), reason));
+  p->close();
+  co_return op_result<>{co_await p->wait_closed(asio::as_tuple(asio::use_awaitable))};
+}
+
+asio::awaitable<op_result<sent_messages>> send_op(std::shared_ptr<manager_impl> m, int number,
+                                                  std::string prop, match_values values,
+                                                  shared_bytes frame, answer_spec spec) {
+  co_return op_result<sent_messages>{error_code{},
+                                     m->send(number, prop, values, frame, std::move(spec))};
+}
+
+}  // namespace detail
+
+shared_bytes peer_manager::prepare_send(const std::string& prop, const match_values& values,
+                                        std::string_view command,
+                                        std::span<const std::uint8_t> payload,
+                                        const answer_spec& spec) const {
+  // Validated and encoded at the call site, once for every chosen peer.
+  if (prop.empty()) throw std::invalid_argument("p2p: send() property name is empty");
+  if (values.values().empty())
+    throw std::invalid_argument(
+        fmt::format("p2p: send() has no value to match '{}' against", prop));
+  if (!spec.command.empty()) check_command(spec.command);
+  return encode_frame(impl_->opts_.magic, command, payload);
+}
+
+void peer_manager::check_peer(const std::shared_ptr<peer>& p) {
+  if (!p) throw std::invalid_argument("p2p: del_active needs a peer, got null");
 }
 
 void peer_manager::add_pool(host_list hosts) {
@@ -711,53 +767,6 @@ void peer_manager::add_active(host_list hosts) {
   asio::post(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_active(hosts); });
 }
 
-asio::awaitable<void> peer_manager::del_active(std::shared_ptr<peer> p, std::string reason) {
-  if (!p) throw std::invalid_argument("p2p: del_active needs a peer, got null");
-  auto impl = impl_;
-  return asio::co_spawn(
-      impl->strand_,
-      [impl, p, reason = std::move(reason)]() -> asio::awaitable<void> {
-        impl->report(severity::info,
-                     fmt::format("disconnecting peer {}: {}", p->remote().to_string(), reason));
-        return p->disconnect();
-      },
-      asio::use_awaitable);
-}
-
-asio::awaitable<void> peer_manager::check_pool() {
-  auto impl = impl_;
-  return asio::co_spawn(
-      impl->strand_, [impl] { return impl->check_pool(); }, asio::use_awaitable);
-}
-
-asio::awaitable<void> peer_manager::shutdown() {
-  auto impl = impl_;
-  return asio::co_spawn(
-      impl->strand_, [impl] { return impl->shutdown(); }, asio::use_awaitable);
-}
-
-asio::awaitable<sent_messages> peer_manager::send(int number, std::string prop, match_values values,
-                                                  std::string command,
-                                                  std::span<const std::uint8_t> payload,
-                                                  answer_spec spec) {
-  // Validate and encode at the call site, once for every chosen peer.
-  if (prop.empty()) throw std::invalid_argument("p2p: send() property name is empty");
-  if (values.values().empty())
-    throw std::invalid_argument(
-        fmt::format("p2p: send() has no value to match '{}' against", prop));
-  if (!spec.command.empty()) check_command(spec.command);
-  auto frame = encode_frame(impl_->opts_.magic, command, payload);
-  auto impl = impl_;
-  return asio::co_spawn(
-      impl->strand_,
-      [impl, number, prop = std::move(prop), values = std::move(values), frame,
-       spec = std::move(spec)]() mutable {
-        return impl->send(number, std::move(prop), std::move(values), std::move(frame),
-                          std::move(spec));
-      },
-      asio::use_awaitable);
-}
-
 void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {
   if (host_name.empty()) throw std::invalid_argument("p2p: bar() host name is empty");
   if (d.count() <= 0)
@@ -767,7 +776,7 @@ void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {
   asio::post(impl->strand_, [impl, h = detail::host_key(host_name), d] { impl->bar_key(h, d); });
 }
 
-const std::string& peer_manager::state() const noexcept {
+manager_state peer_manager::state() const noexcept {
   return impl_->state_;
 }
 

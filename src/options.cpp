@@ -88,4 +88,19 @@ void manager_options::validate() const {
   }
 }
 
+namespace {
+
+boost::asio::awaitable<boost::system::error_code> run_throwing_hook(
+    std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)> f, std::shared_ptr<peer> p) {
+  co_await f(std::move(p));
+  co_return boost::system::error_code{};
+}
+
+}  // namespace
+
+handshake_hook::function_type handshake_hook::adapt(
+    std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)> f) {
+  return [f = std::move(f)](std::shared_ptr<peer> p) { return run_throwing_hook(f, std::move(p)); };
+}
+
 }  // namespace p2p

@@ -169,16 +169,14 @@ void peer::note_report(severity level, std::string text) {
 
 // ---- connecting ----------------------------------------------------------------------
 
-asio::awaitable<error_code> peer::connect() {
-  // The transport connects; the caller resumes on the home executor after the connect (or
-  // failure) was delivered there, since the transport posted that first.
-  auto self = shared_from_this();
-  return asio::co_spawn(
-      home_,
-      [self]() -> asio::awaitable<error_code> {
-        return asio::co_spawn(self->io_, self->connect_on_transport(), asio::use_awaitable);
-      },
-      asio::use_awaitable);
+asio::awaitable<detail::op_result<>> peer::connect_op(std::shared_ptr<peer> self) {
+  // On the home executor: the transport connects; this resumes after the outcome was
+  // delivered here, since the transport posted that first. Cancellation reaches the
+  // transport's connect, which then closes the peer.
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  const error_code ec =
+      co_await asio::co_spawn(self->io_, self->connect_on_transport(), asio::use_awaitable);
+  co_return detail::op_result<>{ec};
 }
 
 asio::awaitable<error_code> peer::connect_within_timeout() {
@@ -491,14 +489,6 @@ void peer::send_frame(shared_bytes frame) {
   });
 }
 
-asio::awaitable<error_code> peer::send_and_wait(std::string_view command,
-                                                std::span<const std::uint8_t> payload) {
-  auto frame = encode_frame(opts_.magic, command, payload);
-  return asio::co_spawn(
-      io_, [self = shared_from_this(), frame] { return self->send_on_transport(frame); },
-      asio::use_awaitable);
-}
-
 asio::steady_timer& peer::transport_wake() {
   if (!transport_wake_)
     transport_wake_ = std::make_unique<asio::steady_timer>(io_.get_inner_executor(),
@@ -506,18 +496,22 @@ asio::steady_timer& peer::transport_wake() {
   return *transport_wake_;
 }
 
-asio::awaitable<error_code> peer::send_on_transport(shared_bytes frame) {
-  if (!detail::accepts_frames(io_state_)) co_return make_error_code(error::peer_closed);
-  enqueue(std::move(frame));
-  const std::uint64_t seq = enqueued_seq_;
-  while (written_seq_ < seq) {
-    if (io_state_ == peer_lifecycle::closed) co_return make_error_code(error::peer_closed);
-    co_await transport_wake().async_wait(use_nothrow);
+asio::awaitable<detail::op_result<>> peer::send_and_wait_op(std::shared_ptr<peer> self,
+                                                            shared_bytes frame) {
+  // On the transport strand.
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  using result = detail::op_result<>;
+  if (!detail::accepts_frames(self->io_state_)) co_return result{error::peer_closed};
+  self->enqueue(std::move(frame));
+  const std::uint64_t seq = self->enqueued_seq_;
+  while (self->written_seq_ < seq) {
+    if (self->io_state_ == peer_lifecycle::closed) co_return result{error::peer_closed};
+    co_await self->transport_wake().async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none)
-      co_return make_error_code(asio::error::operation_aborted);
+      co_return result{asio::error::operation_aborted};
   }
-  co_return error_code{};
+  co_return result{};
 }
 
 // ---- closing -------------------------------------------------------------------------

@@ -206,43 +206,37 @@ void peer::end_handshake() {
   inbox_bytes_ = 0;
 }
 
-asio::awaitable<std::optional<message>> peer::receive(std::string command,
-                                                      std::chrono::milliseconds timeout) {
-  check_command(command);
-  return asio::co_spawn(
-      home_,
-      [self = shared_from_this(), command = std::move(command), timeout] {
-        return self->receive_at_home(command, timeout);
-      },
-      asio::use_awaitable);
-}
-
-asio::awaitable<std::optional<message>> peer::receive_at_home(std::string command,
-                                                              std::chrono::milliseconds timeout) {
-  const auto self = shared_from_this();
-  for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+asio::awaitable<detail::op_result<message>> peer::receive_op(std::shared_ptr<peer> self,
+                                                             std::string command,
+                                                             std::chrono::milliseconds timeout) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  using result = detail::op_result<message>;
+  auto& inbox = self->inbox_;
+  for (auto it = inbox.begin(); it != inbox.end(); ++it) {
     if (it->command != command) continue;
     message m = std::move(*it);
-    inbox_bytes_ -= m.payload.size();
-    inbox_.erase(it);
-    co_return m;
+    self->inbox_bytes_ -= m.payload.size();
+    inbox.erase(it);
+    co_return result{error_code{}, std::move(m)};
   }
-  if (lifecycle_ == peer_lifecycle::closed) co_return std::nullopt;
-  receive_waiter w{command, asio::steady_timer(home_.get_inner_executor(), timeout), {}};
-  receivers_.push_back(&w);
+  if (self->lifecycle_ == peer_lifecycle::closed) co_return result{error::peer_closed, {}};
+  receive_waiter w{command, asio::steady_timer(self->home_.get_inner_executor(), timeout), {}};
+  self->receivers_.push_back(&w);
 
   struct leave {
     std::vector<receive_waiter*>& list;
     receive_waiter* w;
 
     ~leave() { std::erase(list, w); }
-  } guard{receivers_, &w};
+  } guard{self->receivers_, &w};
 
   co_await w.timer.async_wait(use_nothrow);
+  if (w.got) co_return result{error_code{}, std::move(*w.got)};
   auto cs = co_await asio::this_coro::cancellation_state;
-  if (!w.got && cs.cancelled() != asio::cancellation_type::none)
-    throw boost::system::system_error(asio::error::operation_aborted);
-  co_return std::move(w.got);
+  if (cs.cancelled() != asio::cancellation_type::none)
+    co_return result{asio::error::operation_aborted, {}};
+  if (self->lifecycle_ == peer_lifecycle::closed) co_return result{error::peer_closed, {}};
+  co_return result{error::timeout, {}};
 }
 
 // ---- waiting for the close -----------------------------------------------------------
@@ -251,33 +245,28 @@ void peer::wake_home() {
   if (home_wake_) home_wake_->cancel();
 }
 
-asio::awaitable<void> peer::disconnect() {
-  auto self = shared_from_this();
-  return asio::co_spawn(
-      home_,
-      [self]() {
-        self->close();
-        return self->wait_closed_at_home();
-      },
-      asio::use_awaitable);
+asio::awaitable<detail::op_result<>> peer::disconnect_op(std::shared_ptr<peer> self) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  self->close();
+  co_return detail::op_result<>{co_await self->wait_closed_at_home()};
 }
 
-asio::awaitable<void> peer::wait_closed() {
-  return asio::co_spawn(
-      home_, [self = shared_from_this()] { return self->wait_closed_at_home(); },
-      asio::use_awaitable);
+asio::awaitable<detail::op_result<>> peer::wait_closed_op(std::shared_ptr<peer> self) {
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  co_return detail::op_result<>{co_await self->wait_closed_at_home()};
 }
 
-asio::awaitable<void> peer::wait_closed_at_home() {
-  const auto self = shared_from_this();
+asio::awaitable<error_code> peer::wait_closed_at_home() {
   while (lifecycle_ != peer_lifecycle::closed) {
     if (!home_wake_)
       home_wake_ = std::make_unique<asio::steady_timer>(home_.get_inner_executor(),
                                                         clock_type::time_point::max());
     co_await home_wake_->async_wait(use_nothrow);
     auto cs = co_await asio::this_coro::cancellation_state;
-    if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    if (cs.cancelled() != asio::cancellation_type::none)
+      co_return make_error_code(asio::error::operation_aborted);
   }
+  co_return error_code{};
 }
 
 }  // namespace p2p

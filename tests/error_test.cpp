@@ -11,10 +11,19 @@
 namespace {
 
 constexpr p2p::error all_errors[] = {
-    p2p::error::oversized_message,  p2p::error::bad_checksum,         p2p::error::bad_command,
-    p2p::error::too_much_garbage,   p2p::error::send_buffer_overflow, p2p::error::connect_timeout,
-    p2p::error::disconnect_timeout, p2p::error::handshake_failed,     p2p::error::handshake_timeout,
-    p2p::error::idle_timeout,       p2p::error::peer_closed,          p2p::error::shutting_down,
+    p2p::error::oversized_message,
+    p2p::error::bad_checksum,
+    p2p::error::bad_command,
+    p2p::error::too_much_garbage,
+    p2p::error::send_buffer_overflow,
+    p2p::error::connect_timeout,
+    p2p::error::disconnect_timeout,
+    p2p::error::handshake_failed,
+    p2p::error::handshake_timeout,
+    p2p::error::idle_timeout,
+    p2p::error::peer_closed,
+    p2p::error::shutting_down,
+    p2p::error::timeout,
 };
 
 }  // namespace
@@ -59,11 +68,12 @@ SCENARIO("error: conditions group the codes", "[error]") {
     }
   }
   GIVEN("the timeout condition") {
-    THEN("exactly the four timeouts match it") {
+    THEN("exactly the five timeouts match it") {
       for (error e : all_errors) {
         CAPTURE(static_cast<int>(e));
         const bool expected = e == error::connect_timeout || e == error::disconnect_timeout ||
-                              e == error::handshake_timeout || e == error::idle_timeout;
+                              e == error::handshake_timeout || e == error::idle_timeout ||
+                              e == error::timeout;
         CHECK((make_error_code(e) == condition::timeout) == expected);
       }
     }

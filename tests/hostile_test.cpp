@@ -316,7 +316,7 @@ void raise_fd_limit() {
 
 }  // namespace
 
-SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded memory; silence is",
+SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded memory, silence is",
          "[hostile]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto o = hostile_options();

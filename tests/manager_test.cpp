@@ -1,10 +1,12 @@
 #include <p2p/error.hpp>
+#include <p2p/format.hpp>
 #include <p2p/manager.hpp>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <memory>
@@ -108,22 +110,22 @@ SCENARIO("manager: launch connects seeds up to (min+max)/2, pools the rest, and 
     std::vector<std::string> states;
     auto sub = co_await on_strand(m, [&] {
       return std::make_shared<p2p::subscription>(
-          m.events().state_change.subscribe([&](const std::string& from, const std::string& to) {
-            states.push_back(from + ">" + to);
+          m.events().state_change.subscribe([&](p2p::manager_state from, p2p::manager_state to) {
+            states.push_back(fmt::format("{}>{}", from, to));
           }));
     });
-    REQUIRE(m.state() == "new");
+    REQUIRE(m.state() == p2p::manager_state::created);
     co_await m.launch(r.hosts);
     auto active = co_await on_strand(m, [&] { return m.active_count(); });
     auto pool = co_await on_strand(m, [&] { return m.pool().size(); });
     THEN("six connect and two wait in the pool") {
       REQUIRE(active == 6);
       REQUIRE(pool == 2);
-      CO_REQUIRE(co_await eventually([&] { return m.state() == "running"; }));
+      CO_REQUIRE(co_await eventually([&] { return m.state() == p2p::manager_state::running; }));
       REQUIRE(states == std::vector<std::string>{"new>launching", "launching>running"});
     }
     co_await m.shutdown();
-    REQUIRE(m.state() == "shutdown");
+    REQUIRE(m.state() == p2p::manager_state::shutdown);
     REQUIRE(states.back() == "running>shutdown");
     REQUIRE(m.active_count() == 0);
     co_await shutdown_all(r);
@@ -137,7 +139,7 @@ SCENARIO("manager: add_pool connects below the target, pools above it, without d
     auto o = dialer_options(2, 2);
     p2p::peer_manager m(io.get_executor(), o);
     co_await m.launch();
-    CO_REQUIRE(co_await eventually([&] { return m.state() == "launching"; }));
+    CO_REQUIRE(co_await eventually([&] { return m.state() == p2p::manager_state::launching; }));
     WHEN("four hosts are added, one of them twice") {
       m.add_pool({r.hosts[0], r.hosts[1], r.hosts[2], r.hosts[3], r.hosts[3]});
       CO_REQUIRE(co_await eventually([&] { return m.active_count() == 2; }));
@@ -424,7 +426,7 @@ TEST_CASE("manager: an inbound connection from an endpoint already active is ref
   });
 }
 
-SCENARIO("manager: every host-list form works; a malformed entry is reported, the rest used",
+SCENARIO("manager: every host-list form works, a malformed entry is reported, the rest used",
          "[manager]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto r = co_await start_remotes(io, 4, 60);
@@ -523,7 +525,7 @@ SCENARIO("manager: del_active disconnects gracefully, reports, and refills", "[m
     auto s = m.events().report.subscribe([&](const p2p::report& x) { reports.push_back(x); });
     const p2p::host_list seeds{r.hosts[0], r.hosts[1]};
     co_await m.launch(seeds);
-    CO_REQUIRE(co_await eventually([&] { return m.state() == "running"; }));
+    CO_REQUIRE(co_await eventually([&] { return m.state() == p2p::manager_state::running; }));
     REQUIRE(m.active_count() == 1);
     auto first = m.active_peers()[0];
     co_await m.del_active(first, "no longer wanted");

@@ -42,7 +42,7 @@ SCENARIO("peer lifecycle: an outbound peer connects, runs and is closed graceful
   CHECK_FALSE(t.error);
 }
 
-SCENARIO("peer lifecycle: failures close with the error; our own close is no error",
+SCENARIO("peer lifecycle: failures close with the error, our own close is no error",
          "[peer][lifecycle]") {
   GIVEN("a connect that fails") {
     auto t = next_state(st::connecting, peer_input::connect_failed,
@@ -67,8 +67,8 @@ SCENARIO("peer lifecycle: failures close with the error; our own close is no err
     CHECK(d.to == st::closed);
     CHECK(d.close_socket);
     CHECK_FALSE(d.error);
-    auto f = next_state(st::open, peer_input::destroy,
-                        make_error_code(p2p::error::handshake_failed));
+    auto f =
+        next_state(st::open, peer_input::destroy, make_error_code(p2p::error::handshake_failed));
     CHECK(f.error == p2p::error::handshake_failed);
   }
   GIVEN("the disconnect timeout") {

@@ -49,7 +49,7 @@ asio::awaitable<peer_pair> connect_pair(asio::io_context& io, p2p::peer_options 
   auto acceptor = p2p::test::listen_on(io.get_executor());
   auto out = p2p::peer::outbound(strand_of(io), host_of(acceptor), out_opts);
   auto accept = acceptor.async_accept(asio::use_awaitable);
-  auto ec = co_await out->connect();
+  auto [ec] = co_await out->connect(p2p::test::as_result);
   REQUIRE_FALSE(ec);
   auto sock = co_await std::move(accept);
   auto in = p2p::peer::inbound(strand_of(io), std::move(sock), in_opts);
@@ -86,7 +86,7 @@ SCENARIO("peer: state moves new -> connecting -> connected with an event per cha
       out->set_state("ready");
     });
     REQUIRE(out->state() == "new");
-    CO_REQUIRE_FALSE(co_await out->connect());
+    co_await out->connect();  // throws on failure
     THEN("the states came in order and the hook's state stuck") {
       REQUIRE(seen == std::vector<std::string>{"new>connecting", "connecting>connected",
                                                "connected>ready"});
@@ -114,7 +114,7 @@ TEST_CASE("peer: identity is a v5 UUID of host:port, stable per endpoint", "[pee
   REQUIRE(a->id_string().size() == 36);
 }
 
-TEST_CASE("peer: properties hold bool, integer, double and string; state is one of them",
+TEST_CASE("peer: properties hold bool, integer, double and string, state is one of them",
           "[peer]") {
   asio::io_context io;
   auto p = p2p::peer::outbound(strand_of(io), {"127.0.0.1", 18333});
@@ -195,8 +195,7 @@ TEST_CASE("peer: a frame larger than the socket buffers arrives whole after part
     out->send("big", payload);
     out->send("after", p2p::as_bytes("tail"));
     auto after = co_await in->receive("after", 15s);
-    CO_REQUIRE(after.has_value());
-    REQUIRE(after->payload.view() == "tail");
+    REQUIRE(after.payload.view() == "tail");
     REQUIRE(got.size() == 1);
     REQUIRE(got.front().size() == payload.size());
     REQUIRE(std::equal(payload.begin(), payload.end(), got.front().begin()));
@@ -251,9 +250,10 @@ SCENARIO("peer: receive(command, timeout) is empty on timeout and the frame when
     WHEN("nothing with that command arrives") {
       out->send("other");
       auto t0 = std::chrono::steady_clock::now();
-      auto got = co_await in->receive("verack", 150ms);
-      THEN("it returns empty after the timeout") {
-        REQUIRE_FALSE(got);
+      auto [ec, got] = co_await in->receive("verack", 150ms, p2p::test::as_result);
+      THEN("it completes with error::timeout after the timeout") {
+        REQUIRE(ec == p2p::error::timeout);
+        REQUIRE(ec == p2p::condition::timeout);
         REQUIRE(std::chrono::steady_clock::now() - t0 >= 140ms);
       }
     }
@@ -265,9 +265,8 @@ SCENARIO("peer: receive(command, timeout) is empty on timeout and the frame when
       asio::co_spawn(io, sender(out), p2p::test::rethrow{});
       auto got = co_await in->receive("verack", 5s);
       THEN("it is returned") {
-        REQUIRE(got);
-        REQUIRE(got->command == "verack");
-        REQUIRE(got->payload.view() == "v");
+        REQUIRE(got.command == "verack");
+        REQUIRE(got.payload.view() == "v");
       }
     }
     WHEN("the peer closes while waiting") {
@@ -277,9 +276,9 @@ SCENARIO("peer: receive(command, timeout) is empty on timeout and the frame when
       };
       asio::co_spawn(io, closer(out), p2p::test::rethrow{});
       auto t0 = std::chrono::steady_clock::now();
-      auto got = co_await in->receive("verack", 5s);
-      THEN("it returns empty at once, not after the timeout") {
-        REQUIRE_FALSE(got);
+      auto [ec, got] = co_await in->receive("verack", 5s, p2p::test::as_result);
+      THEN("it completes with error::peer_closed at once, not after the timeout") {
+        REQUIRE(ec == p2p::error::peer_closed);
         REQUIRE(std::chrono::steady_clock::now() - t0 < 4s);
       }
     }
@@ -316,7 +315,7 @@ SCENARIO("peer: graceful disconnect delivers everything queued before it", "[pee
       AND_THEN("sends after the disconnect are dropped") {
         out->send("late");
         REQUIRE(out->queued_bytes() == 0);
-        auto late = co_await out->send_and_wait("late");
+        auto [late] = co_await out->send_and_wait("late", {}, p2p::test::as_result);
         REQUIRE(late == p2p::error::peer_closed);
       }
     }
@@ -331,7 +330,7 @@ TEST_CASE("peer: graceful disconnect is bounded by disconnect_timeout", "[peer]"
     opts.disconnect_timeout = 200ms;
     auto out = p2p::peer::outbound(strand_of(io), host_of(acceptor), opts);
     auto accept = acceptor.async_accept(asio::use_awaitable);
-    CO_REQUIRE_FALSE(co_await out->connect());
+    co_await out->connect();  // throws on failure
     auto raw = co_await std::move(accept);
     auto t0 = std::chrono::steady_clock::now();
     co_await out->disconnect();
@@ -348,7 +347,8 @@ TEST_CASE("peer: send_and_wait completes when the bytes are written", "[peer]") 
     int got = 0;
     auto s = in->events().message.subscribe([&](const p2p::message&) { ++got; });
     for (int i = 0; i < 100; ++i) {
-      auto ec = co_await out->send_and_wait("n", p2p::as_bytes(std::to_string(i)));
+      auto [ec] =
+          co_await out->send_and_wait("n", p2p::as_bytes(std::to_string(i)), p2p::test::as_result);
       REQUIRE_FALSE(ec);
       REQUIRE(out->queued_bytes() == 0);
     }
@@ -364,7 +364,7 @@ SCENARIO("peer: a remote that stops reading is dropped and our memory stays boun
     opts.max_send_buffer = 1024 * 1024;
     auto out = p2p::peer::outbound(strand_of(io), host_of(acceptor), opts);
     auto accept = acceptor.async_accept(asio::use_awaitable);
-    CO_REQUIRE_FALSE(co_await out->connect());
+    co_await out->connect();                // throws on failure
     auto raw = co_await std::move(accept);  // never read from
     boost::system::error_code error;
     std::vector<p2p::report> reports;
@@ -501,7 +501,7 @@ TEST_CASE("peer: connect to a closed port reports an error and closes", "[peer]"
     bool closed = false;
     auto s1 = out->events().error.subscribe([&](const boost::system::error_code& e) { error = e; });
     auto s2 = out->events().close.subscribe([&] { closed = true; });
-    auto ec = co_await out->connect();
+    auto [ec] = co_await out->connect(p2p::test::as_result);
     REQUIRE(ec == asio::error::connection_refused);
     REQUIRE(error == ec);
     REQUIRE(closed);
@@ -577,8 +577,8 @@ TEST_CASE("peer: sending from other threads keeps each sender's order (4 io thre
 TEST_CASE("peer: back-to-back replies are not lost between two receive() calls", "[peer]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto [out, in] = co_await connect_pair(io);
-    auto first = co_await in->receive("ping", 20ms);  // the first call turns the inbox on
-    REQUIRE_FALSE(first);
+    auto [ec, first] = co_await in->receive("ping", 20ms, p2p::test::as_result);
+    REQUIRE(ec == p2p::error::timeout);
     // Both frames in one write: they arrive in one read and are dispatched together.
     auto a = p2p::encode_frame(p2p::bitcoin_magic, "version", p2p::as_bytes("v"));
     auto b = p2p::encode_frame(p2p::bitcoin_magic, "verack", {});
@@ -587,10 +587,8 @@ TEST_CASE("peer: back-to-back replies are not lost between two receive() calls",
     out->send_frame(p2p::shared_bytes(std::move(both)));
     auto version = co_await in->receive("version", 2s);
     auto verack = co_await in->receive("verack", 2s);
-    REQUIRE(version);
-    REQUIRE(version->payload.view() == "v");
-    REQUIRE(verack);
-    REQUIRE(verack->command == "verack");
+    REQUIRE(version.payload.view() == "v");
+    REQUIRE(verack.command == "verack");
     out->destroy();
   });
 }

@@ -6,6 +6,7 @@
 #include <p2p/peer.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/uuid/uuid.hpp>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +24,30 @@ namespace p2p {
 
 namespace detail {
 class answer_collector;
+}  // namespace detail
+
+struct answers;
+
+namespace detail {
+/// The wait of `sent_messages::wait`, on the collector's strand.
+boost::asio::awaitable<op_result<answers>> wait_for_answers(
+    std::shared_ptr<answer_collector> collector, std::chrono::milliseconds timeout,
+    std::size_t quorum);
+
+/// Completes `token` at once with `(error_code{}, value)` on its associated executor.
+template <class T, class Token>
+auto async_ready(T value, Token&& token) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<Token, void(boost::system::error_code, T)>(
+      [](auto handler, T value) {
+        auto ex = asio::get_associated_executor(handler);
+        asio::post(ex, [h = std::move(handler), v = std::move(value)]() mutable {
+          std::move(h)(boost::system::error_code{}, std::move(v));
+        });
+      },
+      token, std::move(value));
 }
+}  // namespace detail
 
 /// `send(all, ...)`: every matching peer.
 constexpr int all = 0;
@@ -122,9 +147,9 @@ class sent_messages {
  public:
   /// Nothing sent.
   sent_messages() = default;
-  /// Used by the manager.
+  /// Used by the manager: `strand` is the manager's, where the collector lives.
   sent_messages(std::map<boost::uuids::uuid, std::shared_ptr<peer>> peers,
-                std::shared_ptr<detail::answer_collector> collector);
+                std::shared_ptr<detail::answer_collector> collector, peer::executor_type strand);
   sent_messages(sent_messages&&) noexcept;
   sent_messages& operator=(sent_messages&&) noexcept;
   sent_messages(const sent_messages&) = delete;
@@ -149,14 +174,28 @@ class sent_messages {
   /// non-zero; with `answer_spec::from_any_peer`, answers from peers not asked count toward
   /// it), or `timeout` passed. Collection then ends.
   ///
-  /// Without an `answer_spec` at send time this returns at once with every peer timed out.
-  /// @par Cancellation
-  /// Supported: the collection ends and every subscription is removed.
-  boost::asio::awaitable<answers> wait(std::chrono::milliseconds timeout, std::size_t quorum = 0);
+  /// Completes with `void(error_code, answers)`. Running out of time is an expected outcome,
+  /// not an error: the answers list who timed out. Without an `answer_spec` at send time it
+  /// completes at once with every peer timed out; a second wait while one is running
+  /// completes with `asio::error::already_started`.
+  /// @throws std::invalid_argument for a negative timeout.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: completes with `operation_aborted` and the answers
+  /// collected so far; the collection ends.
+  template <class Token = default_token>
+  auto wait(std::chrono::milliseconds timeout, std::size_t quorum = 0, Token&& token = {}) {
+    check_timeout(timeout);
+    if (!collector_ || !strand_) return detail::async_ready(answers{}, std::forward<Token>(token));
+    return detail::async_run(*strand_, detail::wait_for_answers(collector_, timeout, quorum),
+                             std::forward<Token>(token));
+  }
 
  private:
+  static void check_timeout(std::chrono::milliseconds timeout);
+
   std::map<boost::uuids::uuid, std::shared_ptr<peer>> peers_;
   std::shared_ptr<detail::answer_collector> collector_;
+  std::optional<peer::executor_type> strand_;
 };
 
 }  // namespace p2p

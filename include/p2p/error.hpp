@@ -34,6 +34,8 @@ enum class error {
   peer_closed,
   /// The manager is shutting down.
   shutting_down,
+  /// An operation did not complete within its timeout (e.g. `receive`).
+  timeout,
 };
 
 /// Broad classes of errors, to compare an `error_code` against.

@@ -3,8 +3,10 @@
 /// The peer manager: a pool of known hosts and a set of active peers kept between bounds.
 
 #include <p2p/answers.hpp>
+#include <p2p/async.hpp>
 #include <p2p/events.hpp>
 #include <p2p/host.hpp>
+#include <p2p/lifecycle.hpp>
 #include <p2p/options.hpp>
 #include <p2p/peer.hpp>
 
@@ -27,7 +29,18 @@ namespace p2p {
 
 namespace detail {
 class manager_impl;
-}
+
+// The operations behind peer_manager's templates (src/manager.cpp).
+boost::asio::awaitable<op_result<>> launch_op(std::shared_ptr<manager_impl> m, host_list seeds);
+boost::asio::awaitable<op_result<>> shutdown_op(std::shared_ptr<manager_impl> m);
+boost::asio::awaitable<op_result<>> check_pool_op(std::shared_ptr<manager_impl> m);
+boost::asio::awaitable<op_result<>> del_active_op(std::shared_ptr<manager_impl> m,
+                                                  std::shared_ptr<peer> p, std::string reason);
+boost::asio::awaitable<op_result<sent_messages>> send_op(std::shared_ptr<manager_impl> m,
+                                                         int number, std::string prop,
+                                                         match_values values, shared_bytes frame,
+                                                         answer_spec spec);
+}  // namespace detail
 
 /// A status event: how the manager stands.
 struct manager_status {
@@ -52,7 +65,7 @@ struct manager_status {
 /// of its own; calling `run()` again carries on.
 struct manager_events {
   /// The manager's state changed from the first to the second value.
-  signal<std::string, std::string> state_change;
+  signal<manager_state, manager_state> state_change;
   /// An active peer connected (TCP up; before the handshake hook).
   signal<std::shared_ptr<peer>> peer_connect;
   /// An active peer passed the handshake hook (or connected, without one).
@@ -126,10 +139,16 @@ class peer_manager {
 
   /// Adds `seeds` with pool semantics (launch target `(min_peers + max_peers) / 2`), opens
   /// the listener if `listen`, runs a pool check now and every `check_interval`, and a
-  /// status event every `status_interval`. Completes once the listener is open.
-  /// @throws std::system_error if the listener cannot be opened; std::logic_error if
-  /// already launched.
-  boost::asio::awaitable<void> launch(host_list seeds = {});
+  /// status event every `status_interval`. Completes with `void(error_code)` once the
+  /// listener is open: the listener's error (reported too), or `asio::error::already_started`
+  /// if the manager was launched before.
+  /// @par Per-Operation Cancellation
+  /// None: it completes without waiting.
+  template <class Token = default_token>
+  auto launch(host_list seeds = {}, Token&& token = {}) {
+    return detail::async_run(get_executor(), detail::launch_op(impl_, std::move(seeds)),
+                             std::forward<Token>(token));
+  }
 
   /// For each host: skipped if barred; connected now if fewer than the target are active,
   /// else kept in the pool (no duplicates, nothing already active). Malformed entries are
@@ -140,31 +159,64 @@ class peer_manager {
   void add_active(host_list hosts);
 
   /// Gracefully disconnects `p` (if still open), removes it, reports the remaining count
-  /// and runs a pool check (not in shutdown). Completes when the peer is closed.
-  boost::asio::awaitable<void> del_active(std::shared_ptr<peer> p, std::string reason);
+  /// and runs a pool check (not in shutdown). Completes with `void(error_code)` when the
+  /// peer is closed.
+  /// @throws std::invalid_argument for a null peer.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: the wait ends with `operation_aborted`; the disconnect
+  /// goes on.
+  template <class Token = default_token>
+  auto del_active(std::shared_ptr<peer> p, std::string reason, Token&& token = {}) {
+    check_peer(p);
+    return detail::async_run(get_executor(),
+                             detail::del_active_op(impl_, std::move(p), std::move(reason)),
+                             std::forward<Token>(token));
+  }
 
   /// Runs one pool check now: idle peers out, refill to `min_peers` from the pool,
-  /// surplus over `max_peers` reported.
-  boost::asio::awaitable<void> check_pool();
+  /// surplus over `max_peers` reported. Completes with `void(error_code)`.
+  /// @par Per-Operation Cancellation
+  /// None: it completes without waiting.
+  template <class Token = default_token>
+  auto check_pool(Token&& token = {}) {
+    return detail::async_run(get_executor(), detail::check_pool_op(impl_),
+                             std::forward<Token>(token));
+  }
 
   /// State "shutdown", listener closed, every peer disconnected gracefully (forced after
   /// `disconnect_timeout`), timers stopped: afterwards the manager leaves no work behind.
-  boost::asio::awaitable<void> shutdown();
+  /// Completes with `void(error_code)` when the last peer is closed.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: the wait ends with `operation_aborted`; the shutdown goes
+  /// on (a later `shutdown()` waits for it).
+  template <class Token = default_token>
+  auto shutdown(Token&& token = {}) {
+    return detail::async_run(get_executor(), detail::shutdown_op(impl_),
+                             std::forward<Token>(token));
+  }
 
   /// Sends `command` + `payload` to `number` random active peers whose property `prop`
   /// matches `values` (all of them when `number` <= 0), and collects answers per `spec`.
-  /// The frame is encoded once. Nothing matched → an empty result.
+  /// The frame is encoded once. Completes with `void(error_code, sent_messages)`; nothing
+  /// matched → an empty result, not an error.
   /// @throws std::invalid_argument for a bad command or an empty `prop`.
-  boost::asio::awaitable<sent_messages> send(int number, std::string prop, match_values values,
-                                             std::string command,
-                                             std::span<const std::uint8_t> payload,
-                                             answer_spec spec = {});
+  /// @par Per-Operation Cancellation
+  /// None: it completes without waiting (cancel the result's `wait` instead).
+  template <class Token = default_token>
+  auto send(int number, std::string prop, match_values values, std::string_view command,
+            std::span<const std::uint8_t> payload, answer_spec spec = {}, Token&& token = {}) {
+    auto frame = prepare_send(prop, values, command, payload, spec);
+    return detail::async_run(get_executor(),
+                             detail::send_op(impl_, number, std::move(prop), std::move(values),
+                                             std::move(frame), std::move(spec)),
+                             std::forward<Token>(token));
+  }
 
   /// Bars `host_name` (an address or DNS name) for `d` more (added to what is left).
   void bar(std::string host_name, std::chrono::milliseconds d);
 
   /// The manager's state. (Strand only, as are the getters below.)
-  const std::string& state() const noexcept;
+  manager_state state() const noexcept;
 
   /// Peers being connected or connected.
   std::size_t active_count() const noexcept;
@@ -192,6 +244,11 @@ class peer_manager {
   std::optional<boost::asio::ip::tcp::endpoint> listen_endpoint() const;
 
  private:
+  shared_bytes prepare_send(const std::string& prop, const match_values& values,
+                            std::string_view command, std::span<const std::uint8_t> payload,
+                            const answer_spec& spec) const;
+  static void check_peer(const std::shared_ptr<peer>& p);
+
   std::shared_ptr<detail::manager_impl> impl_;
 };
 

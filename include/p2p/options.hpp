@@ -5,6 +5,7 @@
 #include <p2p/codec.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 namespace p2p {
 
@@ -43,8 +45,46 @@ struct peer_options {
   void validate() const;
 };
 
-/// The application's handshake: run for each newly connected peer; throw to reject it.
-using handshake_hook = std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)>;
+/// The application's handshake, run for each newly connected peer. It rejects the peer by
+/// returning an error (`awaitable<error_code>`) or by throwing (`awaitable<void>` or
+/// `awaitable<error_code>`); either form may be assigned.
+class handshake_hook {
+ public:
+  /// The form that reports failure as a value.
+  using function_type =
+      std::function<boost::asio::awaitable<boost::system::error_code>(std::shared_ptr<peer>)>;
+
+  /// No hook.
+  handshake_hook() = default;
+
+  /// A hook that returns an `error_code` (empty: accepted).
+  template <class F>
+
+  requires std::is_invocable_r_v<boost::asio::awaitable<boost::system::error_code>, F&,
+                                 std::shared_ptr<peer>>
+  handshake_hook(F f) : fn_(std::move(f)) {}
+
+  /// A hook that throws to reject.
+  template <class F>
+
+  requires std::is_invocable_r_v<boost::asio::awaitable<void>, F&, std::shared_ptr<peer>>
+  handshake_hook(F f)
+      : fn_(adapt(
+            std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)>(std::move(f)))) {}
+
+  /// True when a hook is set.
+  explicit operator bool() const noexcept { return bool(fn_); }
+
+  /// Runs the hook for `p`.
+  boost::asio::awaitable<boost::system::error_code> operator()(std::shared_ptr<peer> p) const {
+    return fn_(std::move(p));
+  }
+
+ private:
+  static function_type adapt(std::function<boost::asio::awaitable<void>(std::shared_ptr<peer>)> f);
+
+  function_type fn_;
+};
 
 /// Options of a peer_manager. Defaults are the original's where it had them.
 struct manager_options {

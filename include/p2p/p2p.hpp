@@ -6,6 +6,7 @@
 #include <p2p/codec.hpp>
 #include <p2p/error.hpp>
 #include <p2p/events.hpp>
+#include <p2p/format.hpp>
 #include <p2p/host.hpp>
 #include <p2p/lifecycle.hpp>
 #include <p2p/manager.hpp>

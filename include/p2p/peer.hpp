@@ -2,6 +2,7 @@
 /// @file peer.hpp
 /// One TCP connection speaking the framed protocol, run by one coroutine.
 
+#include <p2p/async.hpp>
 #include <p2p/codec.hpp>
 #include <p2p/events.hpp>
 #include <p2p/host.hpp>
@@ -189,7 +190,7 @@ enum class peer_input : int;
 /// → "closed", any other value the application's. Once a peer is closed, or `destroy()` or
 /// `fail()` was called, nothing more of it is delivered, even frames already read.
 /// @par Thread safety
-/// Any thread: `send`, `send_frame`, `close`, `destroy`, `fail`, the awaitable functions,
+/// Any thread: `send`, `send_frame`, `close`, `destroy`, `fail`, the asynchronous operations,
 /// `id`, `remote`, `is_inbound`, `last_seen`, `has_received`, `frames_received`,
 /// `queued_bytes`, `garbage_received`. Home executor only: `state`, `set_state`, `set`,
 /// `get`, `endpoint`, `lifecycle`, `is_open`, `is_closed`, `last_message`, `events`,
@@ -221,10 +222,17 @@ class peer : public std::enable_shared_from_this<peer> {
   peer& operator=(const peer&) = delete;
   ~peer();
 
-  /// Resolves and connects (outbound), then runs the peer. Returns the failure, if any.
-  /// @par Cancellation
-  /// Not supported: `destroy()` ends a connect in progress.
-  boost::asio::awaitable<boost::system::error_code> connect();
+  /// Resolves and connects (outbound), then runs the peer. Completes with `void(error_code)`
+  /// once the outcome was delivered on the home executor: the connect's failure
+  /// (`error::connect_timeout`, a socket error), `asio::error::already_started` for a peer
+  /// that is inbound or was started before, or success.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: the connect is abandoned, the peer closes (with no error
+  /// event), and the operation completes with `operation_aborted`.
+  template <class Token = default_token>
+  auto connect(Token&& token = {}) {
+    return detail::async_run(home_, connect_op(shared_from_this()), std::forward<Token>(token));
+  }
 
   /// Runs an inbound peer: state "connected", connect event, then the read loop.
   void start();
@@ -293,12 +301,22 @@ class peer : public std::enable_shared_from_this<peer> {
   /// Queues an already encoded frame (see `encode_frame`), shared with other peers.
   void send_frame(shared_bytes frame);
 
-  /// Queues `command` + `payload` and completes when written (or the peer closed).
+  /// Queues `command` + `payload` and completes with `void(error_code)` when it is written,
+  /// or with `error::peer_closed` if the peer closed first (or was already closing).
   /// @throws std::invalid_argument for a bad command (nothing is sent).
-  boost::asio::awaitable<boost::system::error_code> send_and_wait(
-      std::string_view command, std::span<const std::uint8_t> payload = {});
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: the wait ends with `operation_aborted`; the frame stays
+  /// queued and is still written.
+  template <class Token = default_token>
+  auto send_and_wait(std::string_view command, std::span<const std::uint8_t> payload = {},
+                     Token&& token = {}) {
+    return detail::async_run(
+        io_, send_and_wait_op(shared_from_this(), encode_frame(opts_.magic, command, payload)),
+        std::forward<Token>(token));
+  }
 
-  /// The next message with `command`, or nullopt after `timeout` or when the peer closes.
+  /// The next message with `command`: completes with `void(error_code, message)`, the error
+  /// being `error::timeout` after `timeout`, or `error::peer_closed` once the peer is closed.
   ///
   /// The handshake rule: from the connection coming up until `end_handshake()` (which a
   /// manager calls when its handshake hook returns), every message no waiting `receive()`
@@ -308,17 +326,29 @@ class peer : public std::enable_shared_from_this<peer> {
   /// between. A message goes to at most one `receive()` (the longest waiting for its command).
   /// After the handshake the buffer is released and `receive()` waits for messages that arrive
   /// after the call. Messages still go to every event subscriber as well.
-  /// @par Cancellation
-  /// Supported; throws `operation_aborted` and removes the wait.
-  boost::asio::awaitable<std::optional<message>> receive(std::string command,
-                                                         std::chrono::milliseconds timeout);
+  /// @throws std::invalid_argument for a bad command.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: completes with `operation_aborted`; no message is taken.
+  template <class Token = default_token>
+  auto receive(std::string command, std::chrono::milliseconds timeout, Token&& token = {}) {
+    check_command(command);
+    return detail::async_run(home_, receive_op(shared_from_this(), std::move(command), timeout),
+                             std::forward<Token>(token));
+  }
 
   /// Ends the handshake window of `receive()` and releases its buffer. Home only.
   void end_handshake();
 
   /// Graceful disconnect: no new sends, flush, half-close, wait for the remote to close
-  /// (bounded by `disconnect_timeout`), close. Completes when the close was delivered.
-  boost::asio::awaitable<void> disconnect();
+  /// (bounded by `disconnect_timeout`), close. Completes with `void(error_code)` when the
+  /// close was delivered on the home executor.
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: the wait ends with `operation_aborted`; the disconnect
+  /// goes on.
+  template <class Token = default_token>
+  auto disconnect(Token&& token = {}) {
+    return detail::async_run(home_, disconnect_op(shared_from_this()), std::forward<Token>(token));
+  }
 
   /// Starts a graceful disconnect without waiting for it (posts).
   void close();
@@ -332,8 +362,13 @@ class peer : public std::enable_shared_from_this<peer> {
   /// Total garbage bytes skipped on this connection.
   std::uint64_t garbage_received() const noexcept { return garbage_seen_.load(relaxed); }
 
-  /// Completes when the close was delivered (at once if it already was).
-  boost::asio::awaitable<void> wait_closed();
+  /// Completes with `void(error_code)` when the close was delivered (at once if it was).
+  /// @par Per-Operation Cancellation
+  /// Terminal, partial and total: completes with `operation_aborted`; the peer is untouched.
+  template <class Token = default_token>
+  auto wait_closed(Token&& token = {}) {
+    return detail::async_run(home_, wait_closed_op(shared_from_this()), std::forward<Token>(token));
+  }
 
   /// True once the close was delivered. Home only.
   bool is_closed() const noexcept { return lifecycle_ == peer_lifecycle::closed; }
@@ -347,10 +382,16 @@ class peer : public std::enable_shared_from_this<peer> {
   enum class write_result { drained, blocked, failed };
 
   // ---- transport: on io_ ----
+  static boost::asio::awaitable<detail::op_result<>> connect_op(std::shared_ptr<peer> self);
+  static boost::asio::awaitable<detail::op_result<>> send_and_wait_op(std::shared_ptr<peer> self,
+                                                                      shared_bytes frame);
+  static boost::asio::awaitable<detail::op_result<message>> receive_op(
+      std::shared_ptr<peer> self, std::string command, std::chrono::milliseconds timeout);
+  static boost::asio::awaitable<detail::op_result<>> disconnect_op(std::shared_ptr<peer> self);
+  static boost::asio::awaitable<detail::op_result<>> wait_closed_op(std::shared_ptr<peer> self);
   boost::asio::awaitable<boost::system::error_code> connect_on_transport();
   boost::asio::awaitable<boost::system::error_code> connect_within_timeout();
   boost::asio::awaitable<boost::system::error_code> resolve_and_connect();
-  boost::asio::awaitable<boost::system::error_code> send_on_transport(shared_bytes frame);
   boost::asio::awaitable<boost::system::error_code> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> disconnect_watchdog();
@@ -379,9 +420,7 @@ class peer : public std::enable_shared_from_this<peer> {
   void callback_threw(std::string_view event, std::exception_ptr e);
   void keep_for_receive(const message& m);
   void wake_home();
-  boost::asio::awaitable<std::optional<message>> receive_at_home(std::string command,
-                                                                 std::chrono::milliseconds timeout);
-  boost::asio::awaitable<void> wait_closed_at_home();
+  boost::asio::awaitable<boost::system::error_code> wait_closed_at_home();
 
   // Immutable after construction.
   executor_type home_;

@@ -82,7 +82,8 @@ class answer_collector : public std::enable_shared_from_this<answer_collector> {
   void on_closed(const peer& p);
 
   /// Strand only: waits per sent_messages::wait.
-  boost::asio::awaitable<answers> wait(std::chrono::milliseconds timeout, std::size_t quorum);
+  boost::asio::awaitable<op_result<answers>> wait(std::chrono::milliseconds timeout,
+                                                  std::size_t quorum);
 
   /// Strand only: ends the collection and removes every subscription.
   void stop();

@@ -93,6 +93,10 @@ void run_async_test(F&& f, std::chrono::milliseconds limit = 20s, int threads = 
   REQUIRE(io.stopped());
 }
 
+/// The token that returns an operation's error as a value: `auto [ec, v] = co_await
+/// op(..., as_result);`.
+inline constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
+
 /// Completion handler for coroutines a test spawns: an exception surfaces from run().
 struct rethrow {
   void operator()(std::exception_ptr e) const {
