@@ -1,5 +1,8 @@
+#include <p2p/error.hpp>
 #include <p2p/events.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -154,12 +157,13 @@ TEST_CASE("signal: a throwing callback propagates and the signal stays usable", 
 
 SCENARIO("next_event: waits for the next matching emit, with a timeout", "[events]") {
   GIVEN("nothing is emitted") {
-    THEN("it returns nullopt after the timeout, and unsubscribes") {
+    THEN("it completes with error::timeout after the timeout, and unsubscribes") {
       run_async_test([](asio::io_context&) -> asio::awaitable<void> {
         p2p::signal<int> sig;
         const auto start = std::chrono::steady_clock::now();
-        auto got = co_await p2p::next_event(sig, 30ms);
-        CHECK_FALSE(got.has_value());
+        auto ex = co_await asio::this_coro::executor;
+        auto [ec, got] = co_await p2p::next_event(ex, sig, 30ms, p2p::test::as_result);
+        CHECK(ec == p2p::error::timeout);
         CHECK(std::chrono::steady_clock::now() - start >= 30ms);
         CHECK(sig.empty());
       });
@@ -177,11 +181,11 @@ SCENARIO("next_event: waits for the next matching emit, with a timeout", "[event
           sig.emit(42, "second");
         });
         const auto start = std::chrono::steady_clock::now();
-        auto got =
-            co_await p2p::next_event(sig, 5s, [](int v, const std::string&) { return v == 42; });
-        REQUIRE(got.has_value());
-        CHECK(std::get<0>(*got) == 42);
-        CHECK(std::get<1>(*got) == "first");
+        auto ex = co_await asio::this_coro::executor;
+        auto got = co_await p2p::next_event(ex, sig, 5s,
+                                            [](int v, const std::string&) { return v == 42; });
+        CHECK(std::get<0>(got) == 42);
+        CHECK(std::get<1>(got) == "first");
         CHECK(std::chrono::steady_clock::now() - start < 4s);
         CHECK(sig.empty());
       });
@@ -196,10 +200,32 @@ SCENARIO("next_event: waits for the next matching emit, with a timeout", "[event
           if (ec) return;
           sig.emit("verack");
         });
-        auto got = co_await p2p::next_event(sig, 5s);
-        REQUIRE(got.has_value());
-        CHECK(std::get<0>(*got) == "verack");
+        auto ex = co_await asio::this_coro::executor;
+        auto got = co_await p2p::next_event(ex, sig, 5s);
+        CHECK(std::get<0>(got) == "verack");
       });
     }
   }
+}
+
+SCENARIO("next_event: a cancellation slot ends the wait with operation_aborted", "[events]") {
+  run_async_test([](asio::io_context& io) -> asio::awaitable<void> {
+    p2p::signal<int> sig;
+    asio::cancellation_signal cancel;
+    boost::system::error_code got_ec;
+    bool done = false;
+    p2p::next_event(io.get_executor(), sig, 5s,
+                    asio::bind_cancellation_slot(
+                        cancel.slot(), [&](boost::system::error_code ec, std::tuple<int>) {
+                          got_ec = ec;
+                          done = true;
+                        }));
+    co_await p2p::test::sleep_for(20ms);
+    CHECK(sig.size() == 1);
+    cancel.emit(asio::cancellation_type::terminal);
+    CO_REQUIRE(co_await p2p::test::eventually([&] { return done; }, 2s));
+    CHECK(got_ec == asio::error::operation_aborted);
+    sig.emit(1);  // nobody listens any more
+    CHECK(sig.empty());
+  });
 }

@@ -508,9 +508,8 @@ SCENARIO("manager: peer events, per-command events, reports and status bubble up
     CO_REQUIRE(co_await eventually([&] { return !statuses.empty(); }));
     REQUIRE(statuses.back().active == 1);
     REQUIRE(statuses.back().pool == 0);
-    auto next = co_await p2p::next_event(m.events().status, 2s);
-    REQUIRE(next);
-    REQUIRE(std::get<0>(*next).active == 1);
+    auto next = co_await p2p::next_event(m.get_executor(), m.events().status, 2s);
+    REQUIRE(std::get<0>(next).active == 1);
     co_await m.shutdown();
     co_await shutdown_all(r);
   });

@@ -2,13 +2,18 @@
 /// @file events.hpp
 /// Callback subscriptions with RAII handles, and awaitable waits for the next event.
 
+#include <p2p/async.hpp>
+#include <p2p/error.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -195,19 +200,18 @@ Signal& command_signal(std::map<std::string, Signal, std::less<>>& signals,
 }
 }  // namespace detail
 
-/// Waits for the next emit of `sig` whose arguments satisfy `pred`, for at most `timeout`.
-///
-/// Returns the arguments, or nullopt on timeout. Must run on the executor that emits `sig`
-/// (use the peer's or manager's awaitable wrappers from elsewhere).
-/// @par Cancellation
-/// Cancelling the awaiting coroutine ends the wait with `operation_aborted` thrown.
-/// @par Lifetimes
-/// `sig` must outlive the wait or be destroyed only on its executor (then the wait times out).
+namespace detail {
+
+/// The wait of `next_event`, on the executor that emits `sig`.
 template <class Pred, class... Args>
-boost::asio::awaitable<std::optional<std::tuple<Args...>>> next_event(
+boost::asio::awaitable<op_result<std::tuple<Args...>>> next_event_op(
     signal<Args...>& sig, std::chrono::steady_clock::duration timeout, Pred pred) {
-  auto ex = co_await boost::asio::this_coro::executor;
-  auto timer = std::make_shared<boost::asio::steady_timer>(ex, timeout);
+  namespace asio = boost::asio;
+  using result = op_result<std::tuple<Args...>>;
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  auto ex = co_await asio::this_coro::executor;
+  // Shared with the callback: a timer's handler may outlive this frame.
+  auto timer = std::make_shared<asio::steady_timer>(ex, timeout);
   auto got = std::make_shared<std::optional<std::tuple<Args...>>>();
   subscription sub = sig.subscribe([timer, got, pred](const Args&... args) {
     if (!*got && pred(args...)) {
@@ -215,19 +219,42 @@ boost::asio::awaitable<std::optional<std::tuple<Args...>>> next_event(
       timer->cancel();
     }
   });
-  try {
-    co_await timer->async_wait(boost::asio::use_awaitable);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() != boost::asio::error::operation_aborted || !*got) throw;
-  }
-  co_return std::move(*got);
+  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (*got) co_return result{boost::system::error_code{}, std::move(**got)};
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (cs.cancelled() != asio::cancellation_type::none)
+    co_return result{asio::error::operation_aborted, {}};
+  co_return result{error::timeout, {}};
 }
 
-/// Waits for the next emit of `sig`, for at most `timeout`.
-template <class... Args>
-boost::asio::awaitable<std::optional<std::tuple<Args...>>> next_event(
-    signal<Args...>& sig, std::chrono::steady_clock::duration timeout) {
-  return next_event(sig, timeout, [](const Args&...) { return true; });
+}  // namespace detail
+
+/// Waits for the next emit of `sig` whose arguments satisfy `pred`, for at most `timeout`.
+/// Completes with `void(error_code, std::tuple<Args...>)`; the error is `error::timeout`
+/// when nothing matching was emitted in time.
+/// @par Thread safety
+/// `ex` must be the executor that emits `sig` (a manager's or peer's `get_executor()`).
+/// @par Per-Operation Cancellation
+/// Terminal, partial and total: completes with `operation_aborted`; the subscription goes.
+/// @par Lifetimes
+/// `sig` must outlive the wait or be destroyed only on `ex` (then the wait times out).
+template <class Executor, class Pred, class... Args, class Token = default_token>
+requires std::predicate<Pred&, const Args&...>
+
+auto next_event(Executor ex, signal<Args...>& sig, std::chrono::steady_clock::duration timeout,
+                Pred pred, Token&& token = {}) {
+  return detail::async_run(std::move(ex), detail::next_event_op(sig, timeout, std::move(pred)),
+                           std::forward<Token>(token));
+}
+
+/// Waits for the next emit of `sig`, for at most `timeout` (see the overload with a predicate).
+template <class Executor, class... Args, class Token = default_token>
+
+requires(!std::predicate<Token&, const Args&...>) auto next_event(
+    Executor ex, signal<Args...>& sig, std::chrono::steady_clock::duration timeout,
+    Token&& token = {}) {
+  return next_event(
+      std::move(ex), sig, timeout, [](const Args&...) { return true; }, std::forward<Token>(token));
 }
 
 }  // namespace p2p
