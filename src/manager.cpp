@@ -651,7 +651,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
     auto collector = std::make_shared<answer_collector>(strand_, chosen, std::move(spec));
     collector->start(collectors_);  // before sending: no answer can be missed
     // Each peer's transport queues and writes it on its own strand.
-    for (auto& p : matching) p->send_frame(frame);
+    for (auto& p : matching) p->send_frame_at_once(frame);
     return sent_messages(std::move(chosen), std::move(collector), strand_);
   }
 

@@ -463,20 +463,24 @@ void peer::drop_queue() {
 }
 
 void peer::enqueue(shared_bytes frame) {
+  if (queue_frame(std::move(frame))) schedule_flush();
+}
+
+bool peer::queue_frame(shared_bytes frame) {
   assert(io_.running_in_this_thread());
-  if (!detail::accepts_frames(io_state_)) return;
+  if (!detail::accepts_frames(io_state_)) return false;
   if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > opts_.max_send_buffer) {
     note_report(severity::error,
                 fmt::format("send queue would hold {} bytes; limit {} (the peer is not reading)",
                             queued_bytes_ + frame.size(), opts_.max_send_buffer));
     apply(peer_input::failed, make_error_code(error::send_buffer_overflow));
-    return;
+    return false;
   }
   queued_bytes_ += frame.size();
   queued_bytes_seen_.store(queued_bytes_, relaxed);
   queue_.push_back(std::move(frame));
   ++enqueued_seq_;
-  schedule_flush();
+  return true;
 }
 
 void peer::send(std::string_view command, std::span<const std::uint8_t> payload) {
@@ -486,6 +490,14 @@ void peer::send(std::string_view command, std::span<const std::uint8_t> payload)
 void peer::send_frame(shared_bytes frame) {
   asio::post(io_, [self = shared_from_this(), f = std::move(frame)]() mutable {
     self->enqueue(std::move(f));
+  });
+}
+
+void peer::send_frame_at_once(shared_bytes frame) {
+  // One frame for this peer in this hand-off (a manager's send): written in the same
+  // handler, not after a second post. A flush already posted still gathers it.
+  asio::post(io_, [self = shared_from_this(), f = std::move(frame)]() mutable {
+    if (self->queue_frame(std::move(f)) && !self->flush_posted_) self->flush_now();
   });
 }
 

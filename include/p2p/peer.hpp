@@ -402,7 +402,9 @@ class peer : public std::enable_shared_from_this<peer> {
   void flush_now();
   write_result write_now();
   void consume_written(std::size_t n);
-  void enqueue(shared_bytes frame);
+  void enqueue(shared_bytes frame);       // queue_frame, then a posted flush
+  bool queue_frame(shared_bytes frame);  // false if dropped (closing, or over the limit)
+  void send_frame_at_once(shared_bytes frame);
   void drop_queue();
   void shutdown_send();
   boost::system::error_code dispatch(std::span<const std::uint8_t> bytes);
