@@ -216,6 +216,8 @@ asio::awaitable<error_code> peer::resolve_and_connect() {
 
 asio::awaitable<error_code> peer::connect_on_transport() {
   const auto self = shared_from_this();
+  // Spawned from connect_op: it must pass on what that one accepts (partial and total too).
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
   if (inbound_ || io_state_ != peer_lifecycle::created)
     co_return make_error_code(asio::error::already_started);
   apply(peer_input::start_connect);

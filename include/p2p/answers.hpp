@@ -177,7 +177,8 @@ class sent_messages {
   /// Completes with `void(error_code, answers)`. Running out of time is an expected outcome,
   /// not an error: the answers list who timed out. Without an `answer_spec` at send time it
   /// completes at once with every peer timed out; a second wait while one is running
-  /// completes with `asio::error::already_started`.
+  /// completes with `asio::error::already_started`. A default-constructed result (not from
+  /// `send`) completes at once on the token's associated executor.
   /// @throws std::invalid_argument for a negative timeout.
   /// @par Per-Operation Cancellation
   /// Terminal, partial and total: completes with `operation_aborted` and the answers
