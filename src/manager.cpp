@@ -32,9 +32,6 @@ using time_point = std::chrono::steady_clock::time_point;
 // ---- manager_events ------------------------------------------------------------------
 
 manager_events::manager_events() {
-  const auto wire = [this](auto& sig, std::string_view name) {
-    sig.catch_into([this, name](std::exception_ptr e) { caught(name, e); });
-  };
   wire(state_change, "state_change");
   wire(peer_connect, "peer_connect");
   wire(peer_ready, "peer_ready");
@@ -46,14 +43,8 @@ manager_events::manager_events() {
   wire(status, "status");
 }
 
-void manager_events::caught(std::string_view event, std::exception_ptr e) const {
-  if (!sink_) std::rethrow_exception(e);
-  sink_(event, e);
-}
-
 signal<std::shared_ptr<peer>, message>& manager_events::command(std::string_view command) {
-  return detail::command_signal(
-      commands_, command, [this](std::string_view name, std::exception_ptr e) { caught(name, e); });
+  return command_signal(commands_, command);
 }
 
 void manager_events::emit_message(const std::shared_ptr<peer>& p, const message& m) {
@@ -727,8 +718,7 @@ asio::awaitable<op_result<>> del_active_op(std::shared_ptr<manager_impl> m, std:
   co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
   m->report(severity::info,
             fmt::format("disconnecting peer {}: {}", p->remote().to_string(), reason));
-  p->close();
-  co_return op_result<>{co_await p->wait_closed(asio::as_tuple(asio::use_awaitable))};
+  co_return co_await p->disconnect(asio::as_tuple(asio::use_awaitable));
 }
 
 asio::awaitable<op_result<sent_messages>> send_op(std::shared_ptr<manager_impl> m, int number,

@@ -95,9 +95,6 @@ std::string property::to_string() const {
 // ---- peer_events ---------------------------------------------------------------------
 
 peer_events::peer_events() {
-  const auto wire = [this](auto& sig, std::string_view name) {
-    sig.catch_into([this, name](std::exception_ptr e) { caught(name, e); });
-  };
   wire(state_change, "state_change");
   wire(connect, "connect");
   wire(end, "end");
@@ -107,14 +104,8 @@ peer_events::peer_events() {
   wire(report, "report");
 }
 
-void peer_events::caught(std::string_view event, std::exception_ptr e) const {
-  if (!sink_) std::rethrow_exception(e);
-  sink_(event, e);
-}
-
 signal<p2p::message>& peer_events::command(std::string_view command) {
-  return detail::command_signal(
-      commands_, command, [this](std::string_view name, std::exception_ptr e) { caught(name, e); });
+  return command_signal(commands_, command);
 }
 
 void peer_events::emit_message(const p2p::message& m) {

@@ -185,19 +185,45 @@ using callback_error_sink = std::function<void(std::string_view, std::exception_
 /// The text of an exception for a report ("unknown exception" for a non-std one).
 std::string exception_text(std::exception_ptr e);
 
-/// The per-command signal for `command` in `signals`, made on first use; what its callbacks
-/// throw goes to `caught(name, exception)`.
-template <class Signal, class Caught>
-Signal& command_signal(std::map<std::string, Signal, std::less<>>& signals,
-                       std::string_view command, Caught caught) {
-  auto it = signals.find(command);
-  if (it == signals.end()) {
-    it = signals.try_emplace(std::string(command)).first;
-    it->second.catch_into([caught, name = "command(\"" + std::string(command) +
-                                          "\")"](std::exception_ptr e) { caught(name, e); });
+/// The base of the library's event structs: each signal hands what its callbacks throw to
+/// `sink_` (set by the owner: a manager or a peer), naming the event; without a sink the
+/// exception propagates.
+class event_sink {
+ public:
+  /// Where callback exceptions go; set by the owner.
+  callback_error_sink sink_;
+
+ protected:
+  event_sink() = default;
+  event_sink(const event_sink&) = delete;
+  event_sink& operator=(const event_sink&) = delete;
+  ~event_sink() = default;
+
+  /// Routes `sig`'s callback exceptions here as event `name` (a string literal).
+  template <class Signal>
+  void wire(Signal& sig, std::string_view name) {
+    sig.catch_into([this, name](std::exception_ptr e) { caught(name, e); });
   }
-  return it->second;
-}
+
+  /// The per-command signal for `command` in `signals`, made (and wired) on first use.
+  template <class Signal>
+  Signal& command_signal(std::map<std::string, Signal, std::less<>>& signals,
+                         std::string_view command) {
+    auto it = signals.find(command);
+    if (it == signals.end()) {
+      it = signals.try_emplace(std::string(command)).first;
+      it->second.catch_into([this, name = "command(\"" + std::string(command) +
+                                          "\")"](std::exception_ptr e) { caught(name, e); });
+    }
+    return it->second;
+  }
+
+ private:
+  void caught(std::string_view event, std::exception_ptr e) const {
+    if (!sink_) std::rethrow_exception(e);
+    sink_(event, e);
+  }
+};
 }  // namespace detail
 
 namespace detail {

@@ -63,7 +63,7 @@ struct manager_status {
 /// it), and it is reported (`report`, severity error, naming the event). An exception
 /// thrown by a `report` callback itself propagates out of `io_context::run()` from a handler
 /// of its own; calling `run()` again carries on.
-struct manager_events {
+struct manager_events : private detail::event_sink {
   /// The manager's state changed from the first to the second value.
   signal<manager_state, manager_state> state_change;
   /// An active peer connected (TCP up; before the handshake hook).
@@ -85,8 +85,6 @@ struct manager_events {
 
   /// Every signal's callback exceptions go to the manager.
   manager_events();
-  manager_events(const manager_events&) = delete;
-  manager_events& operator=(const manager_events&) = delete;
 
   /// The per-command message event: "foo" → the `foo` message event of any active peer.
   signal<std::shared_ptr<peer>, message>& command(std::string_view command);
@@ -96,10 +94,8 @@ struct manager_events {
 
  private:
   friend class detail::manager_impl;
-  void caught(std::string_view event, std::exception_ptr e) const;
 
   std::map<std::string, signal<std::shared_ptr<peer>, message>, std::less<>> commands_;
-  detail::callback_error_sink sink_;
 };
 
 /// Manages a network of peers: the pool, the active set, the listener and the checks.

@@ -112,7 +112,7 @@ class property {
 /// What a callback throws is caught; the other callbacks still run and the peer carries on
 /// as if the callback had returned. It is reported (`report`, severity error); an exception
 /// thrown by a `report` callback itself propagates out of `io_context::run()`.
-struct peer_events {
+struct peer_events : private detail::event_sink {
   /// State changed from the first to the second value.
   signal<std::string, std::string> state_change;
   /// The TCP connection is up (state is already "connected").
@@ -130,8 +130,6 @@ struct peer_events {
 
   /// Every signal's callback exceptions go to the owner's sink.
   peer_events();
-  peer_events(const peer_events&) = delete;
-  peer_events& operator=(const peer_events&) = delete;
 
   /// The per-command message event: "foo" → the `foo` message event.
   signal<p2p::message>& command(std::string_view command);
@@ -141,10 +139,8 @@ struct peer_events {
 
  private:
   friend class peer;
-  void caught(std::string_view event, std::exception_ptr e) const;
 
   std::map<std::string, signal<p2p::message>, std::less<>> commands_;
-  detail::callback_error_sink sink_;
 };
 
 class peer;
@@ -402,7 +398,7 @@ class peer : public std::enable_shared_from_this<peer> {
   void flush_now();
   write_result write_now();
   void consume_written(std::size_t n);
-  void enqueue(shared_bytes frame);       // queue_frame, then a posted flush
+  void enqueue(shared_bytes frame);      // queue_frame, then a posted flush
   bool queue_frame(shared_bytes frame);  // false if dropped (closing, or over the limit)
   void send_frame_at_once(shared_bytes frame);
   void drop_queue();
