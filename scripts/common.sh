@@ -2,7 +2,7 @@
 # Sourced, not run.
 
 P2P_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-P2P_PACKAGES=(libboost1.81-dev libfmt-dev libssl-dev catch2 cmake ninja-build g++)
+P2P_PACKAGES=(libboost1.81-dev libboost-json1.81-dev libc-ares-dev pkg-config libfmt-dev libssl-dev catch2 cmake ninja-build g++)
 
 # Installs the Debian packages given (default: the build's) that are not installed yet;
 # runs apt-get update only when something is missing.

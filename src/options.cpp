@@ -34,12 +34,25 @@ void check_frame_limits(std::size_t max_message_size, std::size_t max_send_buffe
                        max_send_buffer, header_size));
 }
 
+/// A DNS server is an IP address with an optional port: "1.2.3.4", "1.2.3.4:53", "[::1]:53".
+void check_dns_servers(const std::vector<std::string>& servers) {
+  for (const auto& text : servers) {
+    auto h = parse_host(text, 53);
+    boost::system::error_code ec;
+    if (h) boost::asio::ip::make_address(h->name, ec);
+    if (!h || ec)
+      reject(fmt::format("p2p: dns_servers entry '{}' is not an IP address with an optional port",
+                         detail::escape(text)));
+  }
+}
+
 }  // namespace
 
 void peer_options::validate() const {
   check_frame_limits(max_message_size, max_send_buffer);
   require_positive("connect_timeout", connect_timeout);
   require_positive("disconnect_timeout", disconnect_timeout);
+  check_dns_servers(dns_servers);
 }
 
 peer_options manager_options::peer() const {
@@ -50,6 +63,7 @@ peer_options manager_options::peer() const {
   p.max_garbage = max_garbage;
   p.connect_timeout = connect_timeout;
   p.disconnect_timeout = disconnect_timeout;
+  p.dns_servers = dns_servers;
   return p;
 }
 
@@ -73,6 +87,9 @@ void manager_options::validate() const {
   require_positive("status_interval", status_interval);
   require_positive("bar_duration", bar_duration);
   require_positive("handshake_timeout", handshake_timeout);
+  require_positive("cache_interval", cache_interval);
+  check_dns_servers(dns_servers);
+  book.validate();
   check_frame_limits(max_message_size, max_send_buffer);
   if (max_inbound && *max_inbound > max_peers)
     reject(fmt::format("p2p: max_inbound ({}) is greater than max_peers ({})", *max_inbound,

@@ -2,6 +2,7 @@
 /// @file options.hpp
 /// Options of peers and of the manager, with the original library's defaults.
 
+#include <p2p/address_book.hpp>
 #include <p2p/codec.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace p2p {
 
@@ -40,6 +42,9 @@ struct peer_options {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// Bound on a graceful disconnect (flush, half-close, wait for the remote to close).
   std::chrono::milliseconds disconnect_timeout{std::chrono::seconds(5)};
+  /// DNS servers for name lookups ("127.0.0.1", "127.0.0.1:5353", "[::1]:53"); empty: the
+  /// system's (/etc/resolv.conf). Addresses need no lookup.
+  std::vector<std::string> dns_servers;
 
   /// @throws std::invalid_argument naming the first bad value.
   void validate() const;
@@ -101,7 +106,7 @@ struct manager_options {
   std::size_t min_peers = 3;
   /// More active peers than this is reported; inbound connections beyond it are refused.
   std::size_t max_peers = 20;
-  /// A peer silent for longer is disconnected by the pool check.
+  /// A peer that sent no valid message for longer is disconnected by the pool check.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
   /// Bound on an outbound connect (resolve + TCP connect).
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
@@ -113,7 +118,7 @@ struct manager_options {
   std::chrono::milliseconds status_interval{std::chrono::seconds(10)};
   /// How long a failing host is barred (bars add up).
   std::chrono::milliseconds bar_duration{std::chrono::minutes(10)};
-  /// Bound on the handshake hook, and on an inbound peer that sends no byte at all.
+  /// Bound on the handshake hook, and on an inbound peer delivering its first valid frame.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(60)};
   /// Largest payload accepted.
   std::size_t max_message_size = default_max_message_size;
@@ -131,6 +136,16 @@ struct manager_options {
   bool evict_inbound = false;
   /// The application's handshake, run for every connected peer before it is "ready".
   handshake_hook handshake;
+  /// DNS servers for name lookups ("127.0.0.1", "127.0.0.1:5353", "[::1]:53"); empty: the
+  /// system's (/etc/resolv.conf).
+  std::vector<std::string> dns_servers;
+  /// The address book's bounds, backoff and netgroup spread (see address_book.hpp).
+  book_options book;
+  /// A file the address book is kept in (the original's `useCache`): loaded at launch,
+  /// saved every `cache_interval` and at shutdown. Empty: no file.
+  std::string use_cache;
+  /// Period of saving the address book to `use_cache`.
+  std::chrono::milliseconds cache_interval{std::chrono::minutes(5)};
   /// The clock bars are measured with (injectable for tests); unset means steady_clock.
   std::function<std::chrono::steady_clock::time_point()> clock;
 

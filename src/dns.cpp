@@ -1,0 +1,2 @@
+// Placeholder: the c-ares lookup (src/detail/dns.hpp) is being written.
+#include "detail/dns.hpp"
