@@ -15,11 +15,14 @@ namespace {
 
 using boost::system::error_code;
 
-error_code last_error() { return error_code(errno, boost::system::system_category()); }
+error_code last_error() {
+  return error_code(errno, boost::system::system_category());
+}
 
 /// A descriptor closed on scope exit.
 struct fd_guard {
   int fd = -1;
+
   ~fd_guard() {
     if (fd >= 0) ::close(fd);
   }

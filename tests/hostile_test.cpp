@@ -316,23 +316,29 @@ void raise_fd_limit() {
 
 }  // namespace
 
-SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded memory, silence is",
+SCENARIO("hostile: trickling buys no slot, a slow frame after a valid one costs no memory",
          "[hostile]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto o = hostile_options();
     o.handshake_timeout = 300ms;
+    o.check_interval = 1h;  // only the admission deadline can drop anyone here
     auto a = co_await start_arena(io, "slowloris", o);
     arena* raw = a.get();
     const auto ep = *a->m->listen_endpoint();
-    GIVEN("a silent client, a client trickling a valid frame and 30 trickling 4 MB headers") {
+    GIVEN(
+        "a silent client, one trickling a valid frame too slowly, and 30 that sent a valid "
+        "frame and then trickle 4 MB headers") {
       auto silent = co_await dial_from("127.0.0.21", ep);
       auto slow = co_await dial_from("127.0.0.22", ep);
       std::vector<tcp::socket> big;
+      const auto hello = frame("hello", "");
       for (int i = 0; i < 30; ++i) {
         auto s = co_await dial_from("127.0.0.23", ep);
+        auto ec = co_await write_all(s, hello);
+        REQUIRE_FALSE(ec);
         big.push_back(std::move(s));
       }
-      CO_REQUIRE(co_await eventually([raw] { return raw->admissions.size() == 32; }));
+      CO_REQUIRE(co_await eventually([raw] { return raw->messages_from("127.0.0.23") == 30; }));
       const auto slow_frame = frame("slow", "0123456789abcdef");  // 40 bytes: 800 ms
       auto big_prefix = header_declaring(p2p::default_max_message_size);
       const auto filler = garbage(26, 7);
@@ -341,8 +347,8 @@ SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded me
       WHEN("they send one byte every 20 ms for a second") {
         for (std::size_t r = 0; r < big_prefix.size(); ++r) {
           if (r < slow_frame.size()) {
-            auto ec = co_await write_all(slow, std::span(slow_frame).subspan(r, 1));
-            REQUIRE_FALSE(ec);
+            // Written until M closes it; after that the writes may fail.
+            co_await write_all(slow, std::span(slow_frame).subspan(r, 1));
           }
           for (auto& s : big) {
             auto ec = co_await write_all(s, std::span(big_prefix).subspan(r, 1));
@@ -353,19 +359,18 @@ SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded me
         const long rss_end = rss_kib();
         std::cout << "[hostile] slowloris: 30 peers mid-way through a declared 4 MB frame: RSS "
                   << rss_mid << " -> " << rss_end << " KiB" << std::endl;
-        THEN("the silent one is dropped and barred; the tricklers are not, memory stays small") {
-          auto f = a->error_of("127.0.0.21");
-          REQUIRE(f);
-          REQUIRE(f->ec == p2p::error::handshake_timeout);
-          REQUIRE(a->m->barred_for("127.0.0.21") > 9min);
-          REQUIRE(a->peer_from("127.0.0.21") == nullptr);
+        THEN("the silent and the too-slow client are dropped and barred; the others are not") {
+          for (const char* addr : {"127.0.0.21", "127.0.0.22"}) {
+            auto f = a->error_of(addr);
+            REQUIRE(f);
+            REQUIRE(f->ec == p2p::error::handshake_timeout);
+            REQUIRE(a->m->barred_for(addr) > 9min);
+            REQUIRE(a->peer_from(addr) == nullptr);
+          }
           CO_REQUIRE(co_await closed_by_remote(silent, 1s));
-          // The tricklers were not dropped, and the trickled frame was delivered.
-          REQUIRE_FALSE(a->error_of("127.0.0.22"));
+          REQUIRE(a->messages_from("127.0.0.22") == 0);
           REQUIRE_FALSE(a->error_of("127.0.0.23"));
-          REQUIRE(a->messages_from("127.0.0.22") == 1);
-          REQUIRE(a->peer_from("127.0.0.22"));
-          REQUIRE(a->inbound_now() == 31);
+          REQUIRE(a->inbound_now() == 30);
           // Half-received frames cost what arrived, not what was declared: 30 × 4 MB
           // declared; allocating that up front would show here.
           REQUIRE(rss_end - rss_mid < 16 * 1024);
@@ -375,6 +380,110 @@ SCENARIO("hostile: slowloris is not dropped for trickling, holds no unbounded me
       slow.close();
       CO_REQUIRE(co_await eventually([raw] { return raw->m->active_count() == 1; }, 5s));
     }
+    co_await finish(a);
+  });
+}
+
+SCENARIO("hostile: two one-byte tricklers hold max_inbound = 2 only until handshake_timeout",
+         "[hostile]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto o = hostile_options();
+    o.handshake_timeout = 300ms;
+    o.max_inbound = 2;
+    o.check_interval = 1h;  // not the pool check: the admission deadline
+    auto a = co_await start_arena(io, "tricklers", o);
+    arena* raw = a.get();
+    const auto ep = *a->m->listen_endpoint();
+    auto t1 = co_await dial_from("127.0.0.111", ep);
+    auto t2 = co_await dial_from("127.0.0.112", ep);
+    CO_REQUIRE(co_await eventually([raw] { return raw->inbound_now() == 2; }));
+    // The slots are full: a newcomer is refused while the tricklers hold them.
+    auto early = co_await dial_from("127.0.0.113", ep);
+    CO_REQUIRE(
+        co_await eventually([raw] { return raw->admissions_of("127.0.0.113", false) == 1; }));
+    const auto junk = garbage(40, 3);  // never a frame: one byte every 20 ms
+    for (std::size_t i = 0; i < junk.size() && raw->errors.size() < 2; ++i) {
+      co_await write_all(t1, std::span(junk).subspan(i, 1));
+      co_await write_all(t2, std::span(junk).subspan(i, 1));
+      co_await sleep_for(20ms);
+    }
+    CO_REQUIRE(co_await eventually([raw] { return raw->errors.size() == 2; }, 3s));
+    for (const char* addr : {"127.0.0.111", "127.0.0.112"}) {
+      auto f = a->error_of(addr);
+      REQUIRE(f);
+      REQUIRE(f->ec == p2p::error::handshake_timeout);
+    }
+    THEN("a client with a valid frame is admitted and keeps its slot past handshake_timeout") {
+      auto good = co_await dial_from("127.0.0.114", ep);
+      auto ec = co_await write_all(good, frame("hello", ""));
+      REQUIRE_FALSE(ec);
+      CO_REQUIRE(co_await eventually([raw] { return raw->messages_from("127.0.0.114") == 1; }));
+      co_await sleep_for(600ms);
+      REQUIRE(a->peer_from("127.0.0.114"));
+      REQUIRE_FALSE(a->error_of("127.0.0.114"));
+      good.close();
+    }
+    CO_REQUIRE(co_await eventually([raw] { return raw->m->active_count() == 1; }, 5s));
+    co_await finish(a);
+  });
+}
+
+SCENARIO("hostile: idleness counts valid messages, not bytes", "[hostile]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto o = hostile_options();
+    o.idle_timeout = 300ms;
+    auto a = co_await start_arena(io, "idle-trickle", o);
+    arena* raw = a.get();
+    std::vector<p2p::report> reports;
+    a->subs.push_back(a->m->events().report.subscribe(
+        [&reports](const p2p::report& r) { reports.push_back(r); }));
+    const auto ep = *a->m->listen_endpoint();
+    auto s = co_await dial_from("127.0.0.121", ep);
+    auto ec = co_await write_all(s, frame("hello", ""));
+    REQUIRE_FALSE(ec);
+    CO_REQUIRE(co_await eventually([raw] { return raw->messages_from("127.0.0.121") == 1; }));
+    WHEN("it then sends a byte of junk every 20 ms, never a frame") {
+      const auto junk = garbage(100, 5);
+      for (std::size_t i = 0; i < junk.size() && raw->peer_from("127.0.0.121"); ++i) {
+        co_await write_all(s, std::span(junk).subspan(i, 1));
+        co_await sleep_for(20ms);
+      }
+      THEN("it is disconnected as idle by the pool check, not kept alive by the bytes") {
+        REQUIRE(raw->peer_from("127.0.0.121") == nullptr);
+        REQUIRE(std::any_of(reports.begin(), reports.end(), [](const p2p::report& r) {
+          return r.message.find("127.0.0.121") != std::string::npos &&
+                 r.message.find("no valid message for over 300 ms") != std::string::npos;
+        }));
+        CO_REQUIRE(co_await closed_by_remote(s, 2s));
+      }
+    }
+    // The good peer answers knocks, so it is never idle.
+    co_await finish(a);
+  });
+}
+
+SCENARIO("hostile: bars are bounded by book.max_bars; the soonest-ending go first", "[hostile]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    auto o = hostile_options();
+    o.book.max_bars = 4;
+    auto a = co_await start_arena(io, "bar-flood", o);
+    arena* raw = a.get();
+    const auto ep = *a->m->listen_endpoint();
+    const auto oversized = header_declaring(p2p::default_max_message_size + 1);
+    for (int i = 1; i <= 10; ++i) {
+      const std::string from = "127.0.9." + std::to_string(i);
+      auto s = co_await dial_from(from, ep);
+      auto ec = co_await write_all(s, oversized);
+      REQUIRE_FALSE(ec);
+      CO_REQUIRE(co_await closed_by_remote(s, 2s));
+      CO_REQUIRE(co_await eventually([raw, from] { return raw->m->barred_for(from) > 9min; }));
+      REQUIRE(raw->m->status().barred <= 4);
+    }
+    REQUIRE(raw->m->status().barred == 4);
+    for (int i = 7; i <= 10; ++i)
+      REQUIRE(raw->m->barred_for("127.0.9." + std::to_string(i)) > 9min);
+    for (int i = 1; i <= 6; ++i)
+      REQUIRE(raw->m->barred_for("127.0.9." + std::to_string(i)) == std::chrono::seconds(0));
     co_await finish(a);
   });
 }

@@ -139,6 +139,10 @@ class address_book {
   /// backoff. Re-learned under the usual capacity rule.
   void put_back(host_record r, bool worked, time_point now);
 
+  /// Returns a taken host whose attempt had no outcome (the application closed it first):
+  /// its history stays as it was. Re-learned under the usual capacity rule.
+  void restore(host_record r, time_point now);
+
   /// The backoff after `attempts` consecutive failures, before randomisation: zero for 0,
   /// else min(backoff_initial * 2^(attempts-1), backoff_max).
   duration backoff(std::uint32_t attempts) const noexcept;
@@ -153,7 +157,9 @@ class address_book {
   duration barred_for(std::string_view name, time_point now) const;
 
   /// Whether `name` is barred at `now`.
-  bool barred(std::string_view name, time_point now) const { return barred_for(name, now).count() > 0; }
+  bool barred(std::string_view name, time_point now) const {
+    return barred_for(name, now).count() > 0;
+  }
 
   /// Bars still running at `now` (ended ones are forgotten first).
   std::size_t barred_count(time_point now);

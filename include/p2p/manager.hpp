@@ -2,6 +2,7 @@
 /// @file manager.hpp
 /// The peer manager: a pool of known hosts and a set of active peers kept between bounds.
 
+#include <p2p/address_book.hpp>
 #include <p2p/answers.hpp>
 #include <p2p/async.hpp>
 #include <p2p/events.hpp>
@@ -46,7 +47,7 @@ boost::asio::awaitable<op_result<sent_messages>> send_op(std::shared_ptr<manager
 struct manager_status {
   /// Peers being connected or connected.
   std::size_t active = 0;
-  /// Known hosts waiting in the pool.
+  /// Known hosts in the address book (not counting those being dialled or connected).
   std::size_t pool = 0;
   /// Hosts currently barred.
   std::size_t barred = 0;
@@ -227,8 +228,11 @@ class peer_manager {
   /// The active peer with `id`, or null.
   std::shared_ptr<peer> find(const boost::uuids::uuid& id) const;
 
-  /// Hosts in the pool.
+  /// Hosts in the pool (the address book's hosts; those being dialled or connected are out).
   std::vector<host> pool() const;
+
+  /// The address book: the pool with each host's history, and the bars.
+  const address_book& book() const noexcept;
 
   /// How much longer `host_name` is barred (zero if it is not).
   std::chrono::steady_clock::duration barred_for(std::string_view host_name) const;
