@@ -101,6 +101,8 @@ class address_book {
   /// Learns `h` (from `source`) at `now`. Returns false when it was known already (its
   /// history is kept), or when the book is full of hosts that worked. Barred hosts are
   /// learned too: `take` skips them while barred.
+  /// @throws std::invalid_argument if `h` is not what `parse_host` gives for its name and
+  /// port (port 0, a bad name): the book holds only hosts that `load` reads back.
   bool add(const host& h, host_source source, time_point now);
 
   /// Forgets `h`; returns whether it was known.
@@ -137,6 +139,7 @@ class address_book {
   /// Returns a taken host with its outcome: `worked` clears `attempts` and sets
   /// `last_success` to `now`; otherwise `attempts` grows and `retry_at` is set by the
   /// backoff. Re-learned under the usual capacity rule.
+  /// @throws std::invalid_argument for a bad host, as `add`.
   void put_back(host_record r, bool worked, time_point now);
 
   /// Returns a taken host whose attempt had no outcome (the application closed it first):
@@ -151,6 +154,7 @@ class address_book {
 
   /// Bars `name` (an address in any spelling, or a name) for `d` more than what is left of
   /// its bar at `now`. When `max_bars` are running, the one that ends soonest is forgotten.
+  /// @throws std::invalid_argument if `name` is empty.
   void bar(std::string_view name, duration d, time_point now);
 
   /// How much longer `name` is barred at `now` (zero if it is not).
