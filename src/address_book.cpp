@@ -245,22 +245,26 @@ struct address_book::state {
     return added;
   }
 
-  bool eligible(const entry& e, time_point now, const std::set<std::string>& busy) const {
-    if (e.rec.retry_at > now || bars.barred(e.id->key, now)) return false;
+  /// Not barred, not backing off, not in a busy netgroup, and not tried after `recent`.
+  bool eligible(const entry& e, time_point now, const std::set<std::string>& busy,
+                time_point recent) const {
+    if (e.rec.retry_at > now || e.rec.last_try > recent || bars.barred(e.id->key, now))
+      return false;
     return !opts.spread_netgroups || busy.empty() || !busy.contains(group_of_key(e.id->key));
   }
 
   /// A random eligible host of `kind`, a host with `a` failed attempts accepted with chance
   /// 0.66^min(a, 8). At most probe_tries probes: if every eligible host probed was refused,
   /// the first of them is taken (so a kind of hosts that all failed often is not skipped).
-  entry* probe(const std::vector<entry*>& kind, time_point now, const std::set<std::string>& busy) {
+  entry* probe(const std::vector<entry*>& kind, time_point now, const std::set<std::string>& busy,
+               time_point recent) {
     if (kind.empty()) return nullptr;
     std::uniform_int_distribution<std::size_t> pick(0, kind.size() - 1);
     std::uniform_real_distribution<double> draw(0.0, 1.0);
     entry* refused = nullptr;
     for (std::size_t i = 0; i < probe_tries; ++i) {
       entry* e = kind[pick(rng)];
-      if (!eligible(*e, now, busy)) continue;
+      if (!eligible(*e, now, busy, recent)) continue;
       const auto a = std::min<std::uint32_t>(e->rec.attempts, chance.size() - 1);
       if (a == 0 || draw(rng) < chance[a]) return e;
       if (!refused) refused = e;
@@ -272,11 +276,11 @@ struct address_book::state {
   /// for a retry. Probing misses eligible hosts only when they are few among many: most
   /// often because the others back off, which this order skips entirely. It can still miss
   /// one behind more than scan_limit due hosts that are all barred or in busy netgroups.
-  entry* scan(time_point now, const std::set<std::string>& busy) const {
+  entry* scan(time_point now, const std::set<std::string>& busy, time_point recent) const {
     std::size_t looked = 0;
     for (auto it = by_retry.begin();
          it != by_retry.end() && looked < scan_limit && (*it)->rec.retry_at <= now; ++it, ++looked)
-      if (eligible(**it, now, busy)) return *it;
+      if (eligible(**it, now, busy, recent)) return *it;
     return nullptr;
   }
 
@@ -361,9 +365,17 @@ std::optional<host_record> address_book::take(time_point now,
   const std::vector<entry*>* first = &s.worked;
   const std::vector<entry*>* second = &s.fresh;
   if (s.worked.empty() || (!s.fresh.empty() && (s.rng() & 1))) std::swap(first, second);
-  entry* e = s.probe(*first, now, busy_groups);
-  if (!e) e = s.probe(*second, now, busy_groups);
-  if (!e) e = s.scan(now, busy_groups);
+  // Hosts tried within the last backoff_initial come last: a host whose connection just
+  // ended is not dialled again while another is eligible.
+  const time_point recent =
+      detail::plus(now, -std::chrono::duration_cast<duration>(s.opts.backoff_initial));
+  entry* e = nullptr;
+  for (const time_point r : {recent, time_point::max()}) {
+    e = s.probe(*first, now, busy_groups, r);
+    if (!e) e = s.probe(*second, now, busy_groups, r);
+    if (!e) e = s.scan(now, busy_groups, r);
+    if (e) break;
+  }
   if (!e) return std::nullopt;
   host_record r = s.erase(*e);
   r.last_try = now;
@@ -392,6 +404,11 @@ void address_book::put_back(host_record r, bool worked, time_point now) {
     const auto wait = ns < 9.2e18 ? duration(static_cast<duration::rep>(ns)) : duration::max();
     r.retry_at = detail::plus(now, wait);
   }
+  restore(std::move(r), now);
+}
+
+void address_book::restore(host_record r, time_point) {
+  check_host(r.host);
   host_id id = id_of(r.host);
   // Learned again while it was taken: the history that comes back is the newer one.
   if (entry* e = s_->find(id)) s_->erase(*e);

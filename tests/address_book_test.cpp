@@ -214,6 +214,41 @@ TEST_CASE("address book: take finds the one eligible host among many that are no
   CHECK_FALSE(b.take(t0));
 }
 
+TEST_CASE("address book: a host tried within backoff_initial comes last", "[book]") {
+  address_book b({}, 9);
+  const host just = h("10.0.0.1"), other = h("10.1.0.1");
+  b.add(just, host_source::pool, t0);
+  auto r = b.take(t0);
+  REQUIRE(r);
+  b.put_back(*r, true, t0 + 1s);  // its connection worked and just ended
+  b.add(other, host_source::pool, t0 + 1s);
+  for (int i = 0; i < 20; ++i) {  // whatever the coin says: the other one first
+    auto x = b.take(t0 + 2s);
+    REQUIRE(x);
+    CHECK(x->host == other);
+    b.remove(other);  // learned afresh: never tried
+    b.add(other, host_source::pool, t0 + 2s);
+  }
+  b.remove(other);
+  GIVEN("no other host") {
+    auto y = b.take(t0 + 2s);
+    REQUIRE(y);
+    CHECK(y->host == just);
+  }
+  GIVEN("backoff_initial later") {
+    b.add(other, host_source::pool, t0 + 2s);
+    std::set<std::string> seen;
+    for (int i = 0; i < 40; ++i) {
+      const time_point now = t0 + (i + 1) * 1min;  // what was taken before is no longer recent
+      auto x = b.take(now);
+      REQUIRE(x);
+      seen.insert(x->host.to_string());
+      b.restore(*x, now);
+    }
+    CHECK(seen.size() == 2);
+  }
+}
+
 TEST_CASE("address book: take prefers hosts that worked and hosts that failed less", "[book]") {
   SECTION("one host that worked, one that never did: each about half the picks") {
     address_book b({}, 42);
@@ -223,7 +258,7 @@ TEST_CASE("address book: take prefers hosts that worked and hosts that failed le
     work(b, worked, t0);
     int picks = 0;
     for (int i = 0; i < 1000; ++i) {
-      const time_point now = t0 + i * 1s;
+      const time_point now = t0 + i * 1min;  // past backoff_initial: no host is "recent"
       auto r = b.take(now);
       REQUIRE(r);
       if (r->host == worked) {

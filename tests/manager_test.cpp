@@ -204,8 +204,14 @@ SCENARIO("manager: when a peer drops, the pool check refills from the pool with 
       REQUIRE(their_side.size() == 1);
       co_await remote.del_active(their_side[0], "test");
       THEN("the peer ends, is removed with a report, and the pooled host connects") {
-        CO_REQUIRE(co_await eventually(
-            [&] { return m.active_count() == 2 && m.pool().empty() && !m.find(victim->id()); }));
+        const auto replacement_id = p2p::peer::outbound_id(pooled);
+        CO_REQUIRE(co_await eventually([&] {
+          return m.active_count() == 2 && m.find(replacement_id) && !m.find(victim->id());
+        }));
+        // The dropped host is back in the book: it worked (connected, no hook to fail).
+        REQUIRE(m.pool() == std::vector<p2p::host>{victim->remote()});
+        REQUIRE(m.book().find(victim->remote())->attempts == 0);
+        REQUIRE(m.book().find(victim->remote())->last_success != p2p::host_record::time_point{});
         REQUIRE(ended.size() == 1);
         REQUIRE(ended[0] == victim);
         REQUIRE(has_report(reports, p2p::severity::info, "removed; 1 active"));
@@ -278,12 +284,14 @@ SCENARIO("manager: a connect that does not complete in time bars the host and re
       REQUIRE(has_report(reports, p2p::severity::warning, "timed out after 300 ms"));
       REQUIRE(m.barred_for("127.0.0.20") > 9min);
       REQUIRE(m.barred_for("127.0.0.20") <= 10min);
-      AND_THEN("the barred host is not dialled again") {
+      AND_THEN("the barred host is not dialled again; the book holds its failure") {
         m.add_active(h);
         m.add_pool(h);
         co_await sleep_for(50ms);
         REQUIRE(m.active_count() == 0);
-        REQUIRE(m.pool().empty());
+        REQUIRE(m.pool() == std::vector<p2p::host>{h});
+        REQUIRE(m.book().find(h)->attempts == 1);
+        REQUIRE(m.book().find(h)->retry_at > std::chrono::steady_clock::now());
       }
     }
     co_await m.shutdown();

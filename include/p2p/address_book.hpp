@@ -128,8 +128,9 @@ class address_book {
   /// `busy_groups` (netgroup_of's spelling). Hosts that worked are preferred: with
   /// both kinds eligible, half of the picks go to hosts that worked; within a kind the pick is
   /// random, a host with `a` failed attempts weighted 0.66^min(a, 8) (Bitcoin Core's
-  /// chance). `last_try` is set to `now`. Returns nullopt when no host is eligible. Give
-  /// the record back with `put_back`.
+  /// chance). Hosts tried within the last `backoff_initial` come last: taken only when no
+  /// other host is eligible. `last_try` is set to `now`. Returns nullopt when no host is eligible.
+  /// Give the record back with `put_back`.
   std::optional<host_record> take(time_point now, const std::set<std::string>& busy_groups = {});
 
   /// Takes `h` itself out of the book to dial it now, whatever its backoff or netgroup (the
