@@ -60,14 +60,21 @@ std::optional<asio::ip::address> parse_address(std::string_view name) {
     const char l = detail::to_lower(c);
     return (c >= '0' && c <= '9') || c == '.' || (colon && (c == ':' || (l >= 'a' && l <= 'f')));
   };
-  if (name.empty() || name.size() > 45 || !std::all_of(name.begin(), name.end(), ok))
+  constexpr std::size_t longest = 45;  // "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+  if (name.empty() || name.size() > longest || !std::all_of(name.begin(), name.end(), ok))
     return std::nullopt;
+  std::array<char, longest + 1> text{};  // NUL-terminated, without a heap string
+  std::copy(name.begin(), name.end(), text.begin());
   boost::system::error_code ec;
-  auto a = asio::ip::make_address(name, ec);
+  if (!colon) {
+    const auto v4 = asio::ip::make_address_v4(text.data(), ec);
+    return ec ? std::nullopt : std::optional<asio::ip::address>(v4);
+  }
+  const auto v6 = asio::ip::make_address_v6(text.data(), ec);
   if (ec) return std::nullopt;
-  if (a.is_v6() && a.to_v6().is_v4_mapped())
-    return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
-  return a;
+  if (v6.is_v4_mapped())
+    return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
+  return asio::ip::address(v6);
 }
 
 std::string lower(std::string_view s) {
@@ -114,8 +121,10 @@ struct host_id {
   friend bool operator==(const host_id&, const host_id&) = default;
 };
 
+// Not noexcept on purpose: libstdc++ then caches each node's hash, where it would otherwise
+// hash the key of every node it walks past in a bucket (18 % of a benchmark's time).
 struct host_id_hash {
-  std::size_t operator()(const host_id& id) const noexcept {
+  std::size_t operator()(const host_id& id) const {
     return std::hash<std::string_view>{}(id.key) ^ (id.port * 0x9e3779b97f4a7c15ULL);
   }
 };
@@ -137,21 +146,28 @@ struct entry {
   const host_id* id = nullptr;  // its key in the map
 };
 
-/// Worst first: most failed attempts, then oldest learned.
-struct worst_first {
-  bool operator()(const entry* a, const entry* b) const noexcept {
-    if (a->rec.attempts != b->rec.attempts) return a->rec.attempts > b->rec.attempts;
-    return a->seq < b->seq;
+/// A position in an ordered index: the sort key is copied beside the pointer, so that a
+/// search compares what the index's own nodes hold instead of reaching into each entry it
+/// passes (a cache miss apiece in a large book).
+struct index_key {
+  std::int64_t first;  // the index's own order
+  std::uint64_t seq;   // then the order learned
+  entry* e;
+
+  friend bool operator<(const index_key& a, const index_key& b) noexcept {
+    return a.first != b.first ? a.first < b.first : a.seq < b.seq;
   }
 };
 
+/// Worst first: most failed attempts, then oldest learned.
+index_key rank_of(entry& e) noexcept {
+  return {-static_cast<std::int64_t>(e.rec.attempts), e.seq, &e};
+}
+
 /// Soonest `retry_at` first.
-struct soonest_retry_first {
-  bool operator()(const entry* a, const entry* b) const noexcept {
-    if (a->rec.retry_at != b->rec.retry_at) return a->rec.retry_at < b->rec.retry_at;
-    return a->seq < b->seq;
-  }
-};
+index_key retry_of(entry& e) noexcept {
+  return {e.rec.retry_at.time_since_epoch().count(), e.seq, &e};
+}
 
 }  // namespace
 
@@ -188,9 +204,9 @@ struct address_book::state {
   // Hosts that worked and hosts that never did, for uniform picks (swap-remove).
   std::vector<entry*> worked, fresh;
   // The hosts that never worked, the one to replace first.
-  std::set<entry*, worst_first> eviction;
+  std::set<index_key> eviction;
   // Every host, soonest retry first: the fallback scan of `take`.
-  std::set<entry*, soonest_retry_first> by_retry;
+  std::set<index_key> by_retry;
   detail::bar_list bars;
   std::uint64_t next_seq = 0;
 
@@ -200,8 +216,8 @@ struct address_book::state {
     auto& kind = kind_of(e);
     e.pos = kind.size();
     kind.push_back(&e);
-    if (!has_worked(e.rec)) eviction.insert(&e);
-    by_retry.insert(&e);
+    if (!has_worked(e.rec)) eviction.insert(rank_of(e));
+    by_retry.insert(retry_of(e));
   }
 
   void unindex(entry& e) {
@@ -209,8 +225,8 @@ struct address_book::state {
     kind[e.pos] = kind.back();
     kind[e.pos]->pos = e.pos;
     kind.pop_back();
-    if (!has_worked(e.rec)) eviction.erase(&e);
-    by_retry.erase(&e);
+    if (!has_worked(e.rec)) eviction.erase(rank_of(e));
+    by_retry.erase(retry_of(e));
   }
 
   entry* find(const host_id& id) {
@@ -222,27 +238,39 @@ struct address_book::state {
   host_record erase(entry& e) {
     unindex(e);
     host_record r = std::move(e.rec);
-    hosts.erase(hosts.find(*e.id));
+    hosts.erase(*e.id);  // erase(key) walks the bucket once; libstdc++ allows the node's key
     return r;
   }
 
-  /// Learns a host not in the book, under the capacity rule; false if it was dropped.
-  bool insert(host_id id, host_record rec) {
-    const auto seq = next_seq++;
-    if (hosts.size() >= opts.max_hosts) {
-      if (eviction.empty()) return false;  // full of hosts that worked: they stay
-      entry& worst = **eviction.begin();
-      // The newcomer, learned last, is the worst itself only with more failed attempts.
-      if (!has_worked(rec) && rec.attempts > worst.rec.attempts) return false;
-      erase(worst);
-    }
+  /// Learns `rec` under the capacity rule; false if it was dropped, or if the host is known
+  /// and `replace` is false. With `replace`, a known host takes `rec` as its history and
+  /// counts as learned now. One hash lookup either way.
+  bool insert(host_id id, host_record rec, bool replace = false) {
     auto [it, added] = hosts.try_emplace(std::move(id));
     entry& e = it->second;
+    if (!added) {
+      if (!replace) return false;
+      unindex(e);
+      e.rec = std::move(rec);
+      e.seq = next_seq++;
+      index(e);
+      return true;
+    }
     e.rec = std::move(rec);
-    e.seq = seq;
+    e.seq = next_seq++;
     e.id = &it->first;
+    if (hosts.size() > opts.max_hosts) {
+      // The newcomer, learned last, is the worst itself only with more failed attempts; a
+      // book full of hosts that worked keeps them.
+      if (eviction.empty() ||
+          (!has_worked(e.rec) && e.rec.attempts > eviction.begin()->e->rec.attempts)) {
+        hosts.erase(it);
+        return false;
+      }
+      erase(*eviction.begin()->e);
+    }
     index(e);
-    return added;
+    return true;
   }
 
   /// Not barred, not backing off, not in a busy netgroup, and not tried after `recent`.
@@ -278,9 +306,10 @@ struct address_book::state {
   /// one behind more than scan_limit due hosts that are all barred or in busy netgroups.
   entry* scan(time_point now, const std::set<std::string>& busy, time_point recent) const {
     std::size_t looked = 0;
+    const auto due = now.time_since_epoch().count();
     for (auto it = by_retry.begin();
-         it != by_retry.end() && looked < scan_limit && (*it)->rec.retry_at <= now; ++it, ++looked)
-      if (eligible(**it, now, busy, recent)) return *it;
+         it != by_retry.end() && looked < scan_limit && it->first <= due; ++it, ++looked)
+      if (eligible(*it->e, now, busy, recent)) return it->e;
     return nullptr;
   }
 
@@ -316,12 +345,10 @@ const book_options& address_book::options() const noexcept {
 
 bool address_book::add(const host& h, host_source source, time_point) {
   check_host(h);
-  host_id id = id_of(h);
-  if (s_->find(id)) return false;
   host_record r;
   r.host = h;
   r.source = source;
-  return s_->insert(std::move(id), std::move(r));
+  return s_->insert(id_of(h), std::move(r));
 }
 
 bool address_book::remove(const host& h) {
@@ -409,10 +436,9 @@ void address_book::put_back(host_record r, bool worked, time_point now) {
 
 void address_book::restore(host_record r, time_point) {
   check_host(r.host);
-  host_id id = id_of(r.host);
   // Learned again while it was taken: the history that comes back is the newer one.
-  if (entry* e = s_->find(id)) s_->erase(*e);
-  s_->insert(std::move(id), std::move(r));
+  host_id id = id_of(r.host);
+  s_->insert(std::move(id), std::move(r), true);
 }
 
 address_book::duration address_book::backoff(std::uint32_t attempts) const noexcept {
@@ -428,9 +454,8 @@ address_book::duration address_book::backoff(std::uint32_t attempts) const noexc
 
 void address_book::bar(std::string_view name, duration d, time_point now) {
   if (name.empty()) throw std::invalid_argument("p2p: address book: bar() host name is empty");
-  std::string key = host_key(name);
-  const time_point until = detail::plus(std::max(s_->bars.end_of(key), now), d);
-  s_->bars.set(std::move(key), until, now);
+  s_->bars.update(host_key(name), now,
+                  [&](time_point end) { return detail::plus(std::max(end, now), d); });
 }
 
 address_book::duration address_book::barred_for(std::string_view name, time_point now) const {
@@ -502,7 +527,7 @@ std::optional<std::string> address_book::state::read_host(const detail::json_fie
   r.host = std::move(*h);
   // A host listed twice (never written by `save`) keeps its first entry, as `add` would.
   host_id id = id_of(r.host);
-  if (!find(id)) insert(std::move(id), std::move(r));
+  insert(std::move(id), std::move(r));
   return std::nullopt;
 }
 
@@ -514,10 +539,9 @@ std::optional<std::string> address_book::state::read_bar(const detail::json_fiel
   const auto until = f.integer("until", std::numeric_limits<std::int64_t>::min(),
                                std::numeric_limits<std::int64_t>::max());
   if (!until) return until.error();
-  // Ended bars are dropped by set(); a key listed twice keeps its latest end.
-  std::string key = address_book::host_key(**name);
-  const auto end = std::max(detail::from_unix_ms(*until, now, wall_ms), bars.end_of(key));
-  bars.set(std::move(key), end, now);
+  // Ended bars are dropped by update(); a key listed twice keeps its latest end.
+  const time_point end = detail::from_unix_ms(*until, now, wall_ms);
+  bars.update(address_book::host_key(**name), now, [&](time_point e) { return std::max(e, end); });
   return std::nullopt;
 }
 
@@ -584,29 +608,21 @@ boost::system::result<address_book, std::string> address_book::load(
 void address_book::merge(const address_book& other, time_point now) {
   if (&other == this) return;
   state& s = *s_;
-  for (const entry* theirs : other.s_->in_learned_order()) {
-    if (entry* mine = s.find(*theirs->id)) {
-      s.unindex(*mine);
-      host_record& r = mine->rec;
-      r.source = theirs->rec.source;
-      r.attempts = theirs->rec.attempts;
-      r.last_try = theirs->rec.last_try;
-      r.last_success = theirs->rec.last_success;
-      r.retry_at = theirs->rec.retry_at;
-      s.index(*mine);
-    } else {
-      s.insert(*theirs->id, theirs->rec);
-    }
-  }
+  // A host known to both takes their history and counts as learned now.
+  for (const entry* theirs : other.s_->in_learned_order()) s.insert(*theirs->id, theirs->rec, true);
   // A bar known to both ends at the later of its two ends (merging twice adds nothing).
   other.s_->bars.for_each_running(now, [&](const std::string& key, time_point until) {
-    s.bars.set(key, std::max(until, s.bars.end_of(key)), now);
+    s.bars.update(key, now, [&](time_point end) { return std::max(end, until); });
   });
 }
 
 std::string address_book::host_key(std::string_view name) {
-  if (const auto a = parse_address(name)) return a->to_string();
-  return lower(name);
+  const auto a = parse_address(name);
+  if (!a) return lower(name);
+  // inet_pton reads IPv4 only as four decimal numbers without leading zeros: the text
+  // to_string would print. Keeping it saves that work on every bar and lookup.
+  if (a->is_v4() && name.find(':') == std::string_view::npos) return std::string(name);
+  return a->to_string();
 }
 
 std::string address_book::netgroup_of(std::string_view name) {

@@ -72,7 +72,10 @@ TEST_CASE("address book: keys and netgroups use one spelling per address", "[boo
   CHECK(address_book::host_key("0::1") == "::1");
   CHECK(address_book::host_key("2001:DB8:0::1") == "2001:db8::1");
   CHECK(address_book::host_key("Seed.Example.COM") == "seed.example.com");
-  CHECK(address_book::host_key("1.2.3") == "1.2.3");
+  CHECK(address_book::host_key("1.2.3") == "1.2.3");        // a name, not an address
+  CHECK(address_book::host_key("01.2.3.4") == "01.2.3.4");  // so is this (leading zero)
+  CHECK(address_book::host_key("10.0.0.255") == "10.0.0.255");
+  CHECK(address_book::host_key("FE80::1%Eth0") == "fe80::1%eth0");  // scoped: kept as a name
   CHECK(address_book::netgroup_of("1.2.3.4") == "1.2.0.0/16");
   CHECK(address_book::netgroup_of("::ffff:1.2.3.4") == "1.2.0.0/16");
   CHECK(address_book::netgroup_of("2001:db8:1::1") == "2001:0db8::/32");

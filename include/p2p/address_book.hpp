@@ -111,7 +111,7 @@ class address_book {
   /// Whether `h` is known (and not taken).
   bool contains(const host& h) const;
 
-  /// The record of `h`, or null.
+  /// The record of `h`, or null. Valid until the next call that changes the book.
   const host_record* find(const host& h) const;
 
   /// Known hosts (not counting taken ones).
@@ -178,11 +178,13 @@ class address_book {
   /// A book read from `save`'s text: every field checked; any error (not JSON, a missing or
   /// ill-typed field, a bad host, a format version newer than 1) fails the whole load with
   /// a message naming what is wrong. Bars whose end has passed are dropped.
+  /// @throws std::invalid_argument for bad options, as the constructor.
   static boost::system::result<address_book, std::string> load(
       std::string_view text, book_options opts, time_point now,
       std::chrono::system_clock::time_point wall_now, std::uint64_t seed = std::random_device{}());
 
-  /// Learns every host and bar of `other` (the history of hosts known to both: `other`'s).
+  /// Learns every host and bar of `other` (the history of hosts known to both: `other`'s; a
+  /// name barred in both: the later end).
   void merge(const address_book& other, time_point now);
 
   // ---- keys ----

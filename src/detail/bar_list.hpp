@@ -11,7 +11,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
 
 namespace p2p::detail {
 
@@ -24,34 +23,35 @@ class bar_list {
   /// An empty list holding at most `max` (> 0) bars.
   explicit bar_list(std::size_t max) : max_(max) {}
 
-  /// Bars `key` until `until`, replacing its end if it has one; an end at or before `now`
-  /// forgets the bar. When full, the bar that ends soonest makes room for a new key.
-  void set(std::string key, time_point until, time_point now) {
-    auto it = until_.find(key);
-    if (it != until_.end()) {
+  /// Sets the end of `key`'s bar to `new_end(old)`, `old` being its end now (zero if it has
+  /// none). An end at or before `now` forgets the bar. When full, the bar that ends soonest
+  /// makes room for a new key, its nodes reused: once full, a bar allocates nothing.
+  template <class F>
+  void update(std::string_view key, time_point now, F&& new_end) {
+    if (const auto it = until_.find(key); it != until_.end()) {
+      const time_point end = new_end(it->second);
       by_end_.erase({it->second, &it->first});
-      if (until <= now) {
+      if (end <= now) {
         until_.erase(it);
         return;
       }
-      it->second = until;
-      by_end_.insert({until, &it->first});
+      it->second = end;
+      by_end_.insert({end, &it->first});
       return;
     }
-    if (until <= now) return;
-    if (until_.size() >= max_) {
-      const auto soonest = by_end_.begin();
-      until_.erase(*soonest->second);
-      by_end_.erase(soonest);
+    const time_point end = new_end(time_point{});
+    if (end <= now) return;
+    if (until_.size() < max_) {
+      const auto it = until_.emplace(std::string(key), end).first;
+      by_end_.insert({end, &it->first});
+      return;
     }
-    it = until_.emplace(std::move(key), until).first;
-    by_end_.insert({until, &it->first});
-  }
-
-  /// The end of `key`'s bar (which may have passed); zero if it has none.
-  time_point end_of(std::string_view key) const {
-    const auto it = until_.find(key);
-    return it == until_.end() ? time_point{} : it->second;
+    auto slot = by_end_.extract(by_end_.begin());
+    auto node = until_.extract(*slot.value().second);
+    node.key().assign(key);
+    node.mapped() = end;
+    slot.value() = {end, &until_.insert(std::move(node)).position->first};
+    by_end_.insert(std::move(slot));
   }
 
   /// How much longer `key` is barred at `now`; zero if it is not.
@@ -87,13 +87,12 @@ class bar_list {
   }
 
  private:
-  /// Lets `find` take a string_view without building a string.
+  /// Lets `find` take a string_view without building a string. Not noexcept, so that
+  /// libstdc++ caches each node's hash instead of hashing keys again while walking buckets.
   struct key_hash {
     using is_transparent = void;
 
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
   /// End time, then key text: a total order that does not depend on addresses, so that
