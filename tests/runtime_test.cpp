@@ -564,8 +564,9 @@ awaitable_void reentrant_call(asio::io_context& io, reentry what) {
     REQUIRE(sock);
     CO_REQUIRE(co_await eventually([&] { return w.connected.size() == 1; }));
     hang_up(*sock);
+    // The host is now in the book with a connection that worked; below min_peers the refill
+    // may dial it again, so the peer count is not checked here.
   }
-  CO_REQUIRE(co_await eventually([&] { return m.active_count() == 0; }));
   REQUIRE(w.errors == none);
   co_await m.shutdown();
 }
