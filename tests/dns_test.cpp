@@ -1,11 +1,18 @@
 #include "detail/dns.hpp"
 
+#include <p2p/error.hpp>
+#include <p2p/manager.hpp>
+#include <p2p/peer.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <memory>
@@ -13,6 +20,7 @@
 #include <vector>
 
 #include "support/async.hpp"
+#include "support/loopback.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -159,6 +167,26 @@ struct fake_server {
   int answered = 0;
 };
 
+/// Options of a manager that only dials out (no listener: hosts carry their ports), asks
+/// `silent` for names, and gives up a disconnect after 300 ms.
+p2p::manager_options dialer_options(const silent_server& silent,
+                                    std::chrono::milliseconds connect_timeout) {
+  auto o = p2p::test::loopback_options();
+  o.listen = false;
+  o.port = 8333;
+  o.min_peers = 0;
+  o.dns_servers = {silent.address()};
+  o.connect_timeout = connect_timeout;
+  o.disconnect_timeout = 300ms;
+  return o;
+}
+
+bool has_report(const std::vector<p2p::report>& reports, std::string_view text) {
+  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
+    return r.message.find(text) != std::string::npos;
+  });
+}
+
 }  // namespace
 
 SCENARIO("dns: a lookup a silent server never answers ends at once when cancelled", "[dns]") {
@@ -251,5 +279,115 @@ SCENARIO("dns: a lookup waiting on a silent server delays no other lookup", "[dn
     CO_REQUIRE(co_await eventually([&] { return slow.done; }));
     REQUIRE(slow.result.first == asio::error::operation_aborted);
     fake.close();
+  });
+}
+
+SCENARIO("dns: with a silent server, a manager's connect fails at connect_timeout", "[dns]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    const auto ex = co_await asio::this_coro::executor;
+    silent_server silent(ex);
+    p2p::peer_manager m(io.get_executor(), dialer_options(silent, 1s));
+    std::vector<p2p::report> reports;
+    std::vector<error_code> errors;
+    auto s1 = m.events().report.subscribe([&](const p2p::report& r) { reports.push_back(r); });
+    auto s2 = m.events().peer_error.subscribe(
+        [&](const std::shared_ptr<p2p::peer>&, const error_code& ec) { errors.push_back(ec); });
+    co_await m.launch();
+    m.add_active("silent.invalid:8333");
+    CO_REQUIRE(co_await eventually([&] { return !errors.empty(); }, 10s));
+    THEN("the peer fails with connect_timeout, reported with the bound") {
+      REQUIRE(errors.size() == 1);
+      REQUIRE(errors[0] == p2p::error::connect_timeout);
+      REQUIRE(silent.asked());
+      REQUIRE(has_report(reports, "timed out after 1000 ms"));
+    }
+    co_await m.shutdown();
+  });
+}
+
+SCENARIO("dns: a peer whose lookup hangs delays no other peer of the manager", "[dns]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    const auto ex = co_await asio::this_coro::executor;
+    silent_server silent(ex);
+    // localhost comes from /etc/hosts (c-ares reads it before asking a server).
+    auto remote = p2p::test::make_remote(io, "127.0.0.1");
+    co_await remote->launch();
+    const auto remote_port = remote->listen_endpoint()->port();
+    p2p::peer_manager m(io.get_executor(), dialer_options(silent, 1s));
+    std::vector<std::string> order;
+    auto s1 = m.events().peer_connect.subscribe([&](const std::shared_ptr<p2p::peer>& p) {
+      order.push_back("connect " + p->remote().name);
+    });
+    auto s2 = m.events().peer_error.subscribe(
+        [&](const std::shared_ptr<p2p::peer>& p, const error_code& ec) {
+          order.push_back("error " + p->remote().name + ": " + ec.message());
+        });
+    co_await m.launch();
+    m.add_active("silent.invalid:8333");
+    CO_REQUIRE(co_await eventually([&] { return silent.asked(); }));
+    m.add_active("localhost:" + std::to_string(remote_port));
+    CO_REQUIRE(co_await eventually([&] { return order.size() == 2; }, 10s));
+    THEN("localhost connects first, then the silent lookup times out") {
+      REQUIRE(order[0] == "connect localhost");
+      REQUIRE(order[1] ==
+              "error silent.invalid: " + make_error_code(p2p::error::connect_timeout).message());
+    }
+    co_await m.shutdown();
+    co_await remote->shutdown();
+  });
+}
+
+SCENARIO("dns: close() or destroy() of a peer whose lookup is pending ends its connect at once",
+         "[dns]") {
+  const bool destroy = GENERATE(false, true);
+  run_async_test([destroy](asio::io_context& io) -> awaitable_void {
+    using namespace asio::experimental::awaitable_operators;
+    const auto ex = co_await asio::this_coro::executor;
+    silent_server silent(ex);
+    p2p::peer_options o;
+    o.connect_timeout = 30s;
+    o.dns_servers = {silent.address()};
+    auto p = p2p::peer::outbound(asio::make_strand(ex), {"silent.invalid", 8333}, o);
+    bool connect_done = false;
+    error_code connect_ec;
+    asio::co_spawn(ex, p->connect(as_result), [&](std::exception_ptr e, std::tuple<error_code> r) {
+      if (e) std::rethrow_exception(e);
+      connect_ec = std::get<0>(r);
+      connect_done = true;
+    });
+    CO_REQUIRE(co_await eventually([&] { return silent.asked(); }));
+    REQUIRE_FALSE(connect_done);
+    if (destroy)
+      p->destroy();
+    else
+      p->close();
+    asio::steady_timer generous(io, 10s);
+    auto first =
+        co_await (eventually([&] { return connect_done; }, 20s) || generous.async_wait(as_result));
+    THEN("the connect ends with operation_aborted before the 10 s timer (connect_timeout 30 s)") {
+      REQUIRE(first.index() == 0);
+      REQUIRE(connect_ec == asio::error::operation_aborted);
+      REQUIRE(p->state() == "closed");
+    }
+  });
+}
+
+SCENARIO("dns: shutdown ends a pending lookup at once", "[dns]") {
+  run_async_test([](asio::io_context& io) -> awaitable_void {
+    using namespace asio::experimental::awaitable_operators;
+    const auto ex = co_await asio::this_coro::executor;
+    silent_server silent(ex);
+    p2p::peer_manager m(io.get_executor(), dialer_options(silent, 30s));
+    co_await m.launch();
+    m.add_active("silent.invalid:8333");
+    CO_REQUIRE(co_await eventually([&] { return silent.asked(); }));
+    REQUIRE(m.active_count() == 1);
+    asio::steady_timer generous(io, 10s);
+    auto first = co_await (m.shutdown(as_result) || generous.async_wait(as_result));
+    THEN("shutdown completes before the 10 s timer (connect_timeout is 30 s)") {
+      REQUIRE(first.index() == 0);
+      REQUIRE_FALSE(std::get<0>(std::get<0>(first)));
+      REQUIRE(m.active_count() == 0);
+    }
   });
 }
