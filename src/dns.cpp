@@ -353,13 +353,14 @@ class lookup : public std::enable_shared_from_this<lookup> {
   endpoints endpoints_;
 };
 
+/// Stateless on purpose: g++ 12 mishandles an initiation object that owns something inside
+/// `co_await async_initiate(...)` (asio issue #1007); holding the executor here broke its
+/// reference count (a heap-use-after-free under ASan and TSan). It travels as an argument.
 struct initiate_lookup {
-  asio::any_io_executor ex;
-
   template <class Handler>
-  void operator()(Handler&& handler, std::string name, std::uint16_t port,
+  void operator()(Handler&& handler, asio::any_io_executor ex, std::string name, std::uint16_t port,
                   std::vector<std::string> servers) const {
-    auto l = std::make_shared<lookup>(ex, std::forward<Handler>(handler), port);
+    auto l = std::make_shared<lookup>(std::move(ex), std::forward<Handler>(handler), port);
     l->start(name, servers);
   }
 };
@@ -374,9 +375,9 @@ asio::awaitable<lookup_result> resolve(std::string name, std::uint16_t port,
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
     co_return lookup_result{make_error_code(asio::error::operation_aborted), {}};
   co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-  const asio::any_io_executor ex = co_await asio::this_coro::executor;
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
   auto [ec, found] = co_await asio::async_initiate<decltype(use_nothrow), lookup_signature>(
-      initiate_lookup{ex}, use_nothrow, std::move(name), port, std::move(servers));
+      initiate_lookup{}, use_nothrow, std::move(ex), std::move(name), port, std::move(servers));
   co_return lookup_result{ec, std::move(found)};
 }
 
