@@ -188,12 +188,13 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
     // connect_timeout, or as soon as close() or destroy() ends the connecting state (apply()
     // wakes transport_wake on every transition).
     using namespace asio::experimental::awaitable_operators;
-    const auto left_connecting = [](peer& self) -> asio::awaitable<void> {
+    const auto left_connecting = [](peer& self) -> asio::awaitable<error_code> {
       while (self.io_state_ == peer_lifecycle::connecting) {
         co_await self.transport_wake().async_wait(use_nothrow);
         auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) co_return;
+        if (cs.cancelled() != asio::cancellation_type::none) break;
       }
+      co_return make_error_code(asio::error::operation_aborted);
     };
     asio::steady_timer timer(io_.get_inner_executor(), opts_.connect_timeout);
     auto outcome =
@@ -204,7 +205,7 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
       case 1:
         co_return make_error_code(error::connect_timeout);
       default:
-        co_return make_error_code(asio::error::operation_aborted);
+        co_return std::get<2>(outcome);
     }
   }
   // An address (the common case): no lookup, and one connect bounded by a timer that closes the
