@@ -369,9 +369,9 @@ struct initiate_lookup {
 
 asio::awaitable<lookup_result> resolve(std::string name, std::uint16_t port,
                                        std::vector<std::string> servers) {
-  // Cancellation is reported as a value, never thrown: callers race this inside `||`. A
-  // coroutine already cancelled would throw at the co_await below, so answer it here (nothing
-  // suspends between this check and the lookup's start).
+  // Cancellation is reported as a value, never thrown: callers race this inside `||`. One
+  // that came before this call would be forgotten by the reset below, so answer it here
+  // (nothing suspends between this check and the lookup's start).
   if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
     co_return lookup_result{make_error_code(asio::error::operation_aborted), {}};
   co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
