@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "detail/async.hpp"
+#include "detail/dns.hpp"
 #include "detail/peer_note.hpp"
 
 namespace p2p {
@@ -183,15 +184,32 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
   error_code aec;
   const auto address = asio::ip::make_address(remote_.name, aec);
   if (aec) {
-    // A name: resolve, then try each address; `||` cancels whichever step is running.
+    // A name: look it up, then try each address. `||` cancels whichever step is running at
+    // connect_timeout, or as soon as close() or destroy() ends the connecting state (apply()
+    // wakes transport_wake on every transition).
     using namespace asio::experimental::awaitable_operators;
+    const auto left_connecting = [](peer& self) -> asio::awaitable<error_code> {
+      while (self.io_state_ == peer_lifecycle::connecting) {
+        co_await self.transport_wake().async_wait(use_nothrow);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) break;
+      }
+      co_return make_error_code(asio::error::operation_aborted);
+    };
     asio::steady_timer timer(io_.get_inner_executor(), opts_.connect_timeout);
-    auto outcome = co_await (resolve_and_connect() || timer.async_wait(use_nothrow));
-    co_return outcome.index() == 0 ? std::get<0>(outcome) : make_error_code(error::connect_timeout);
+    auto outcome =
+        co_await (resolve_and_connect() || timer.async_wait(use_nothrow) || left_connecting(*this));
+    switch (outcome.index()) {
+      case 0:
+        co_return std::get<0>(outcome);
+      case 1:
+        co_return make_error_code(error::connect_timeout);
+      default:
+        co_return std::get<2>(outcome);
+    }
   }
-  // An address (the common case): no resolver, whose getaddrinfo runs on a thread of its
-  // own, and one connect bounded by a timer that closes the socket, which is much cheaper
-  // than a parallel group.
+  // An address (the common case): no lookup, and one connect bounded by a timer that closes the
+  // socket, which is much cheaper than a parallel group.
   asio::steady_timer timer(io_.get_inner_executor(), opts_.connect_timeout);
   connect_expired_ = false;
   timer.async_wait(asio::bind_executor(io_, [self = shared_from_this()](error_code ec) {
@@ -206,11 +224,10 @@ asio::awaitable<error_code> peer::connect_within_timeout() {
 }
 
 asio::awaitable<error_code> peer::resolve_and_connect() {
-  tcp::resolver resolver(io_.get_inner_executor());
-  auto [rec, results] =
-      co_await resolver.async_resolve(remote_.name, std::to_string(remote_.port), use_nothrow);
+  // c-ares, on this strand: cancelling it (the `||` above) ends it at once.
+  auto [rec, endpoints] = co_await detail::resolve(remote_.name, remote_.port, opts_.dns_servers);
   if (rec) co_return rec;
-  auto [cec, ep] = co_await asio::async_connect(socket_, results, use_nothrow);
+  auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, use_nothrow);
   co_return cec;
 }
 

@@ -38,12 +38,15 @@ struct peer_options {
   std::size_t max_send_buffer = default_max_send_buffer;
   /// Garbage bytes tolerated before a valid frame; past this the peer is dropped.
   std::size_t max_garbage = default_max_garbage;
-  /// Bound on resolving and connecting an outbound peer.
+  /// Bound on connecting an outbound peer: the name lookup, if any, and the TCP connect
+  /// together; it also ends a lookup whose DNS server never answers.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// Bound on a graceful disconnect (flush, half-close, wait for the remote to close).
   std::chrono::milliseconds disconnect_timeout{std::chrono::seconds(5)};
-  /// DNS servers for name lookups ("127.0.0.1", "127.0.0.1:5353", "[::1]:53"); empty: the
-  /// system's (/etc/resolv.conf). Addresses need no lookup.
+  /// DNS servers for name lookups ("127.0.0.1", "127.0.0.1:5353", "[::1]:53"; port 53 when
+  /// none is given); empty: the system's (/etc/resolv.conf). /etc/hosts is read first, and
+  /// addresses need no lookup. Each lookup (c-ares) has its own channel: a silent server
+  /// delays no other peer, and close() or destroy() ends a pending lookup at once.
   std::vector<std::string> dns_servers;
 
   /// @throws std::invalid_argument naming the first bad value.
