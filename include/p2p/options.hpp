@@ -111,7 +111,7 @@ struct manager_options {
   std::size_t max_peers = 20;
   /// A peer that sent no valid message for longer is disconnected by the pool check.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
-  /// Bound on an outbound connect (resolve + TCP connect).
+  /// Bound on an outbound connect: the name lookup (c-ares) and the TCP connect.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   /// Bound on a graceful disconnect; after it the socket is closed at once.
   std::chrono::milliseconds disconnect_timeout{std::chrono::seconds(5)};
