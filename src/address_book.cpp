@@ -467,8 +467,8 @@ std::size_t address_book::barred_count(time_point now) {
   return s_->bars.size();
 }
 
-std::string address_book::save(time_point now,
-                               std::chrono::system_clock::time_point wall_now) const {
+std::string address_book::save(time_point now, std::chrono::system_clock::time_point wall_now,
+                               std::span<const host_record> taken) const {
   const std::int64_t wall_ms = detail::unix_ms_of(wall_now);
   json::monotonic_resource mr;
   json::object root(&mr);
@@ -476,9 +476,13 @@ std::string address_book::save(time_point now,
   root["version"] = format_version;
   root["saved_at"] = wall_ms;
   json::array& hosts = root["hosts"].emplace_array();
-  hosts.reserve(s_->hosts.size());
-  for (const entry* e : s_->in_learned_order()) {
-    const host_record& r = e->rec;
+  hosts.reserve(s_->hosts.size() + taken.size());
+  std::vector<const host_record*> records;
+  records.reserve(s_->hosts.size() + taken.size());
+  for (const entry* e : s_->in_learned_order()) records.push_back(&e->rec);
+  for (const host_record& r : taken) records.push_back(&r);
+  for (const host_record* rp : records) {
+    const host_record& r = *rp;
     json::object& o = hosts.emplace_back(json::object_kind).get_object();
     o.reserve(6);
     o["host"] = r.host.to_string();

@@ -40,8 +40,8 @@ void manager_impl::add_hosts(const host_list& list, host_source source) {
   const bool dial_all = source == host_source::active;
   for (auto& h : parse(list)) {
     if (barred(h.name)) {
-      report(severity::info, fmt::format("not {} {}: barred",
-                                         dial_all ? "connecting to" : "adding", h.to_string()));
+      report(severity::info, fmt::format("not {} {}: barred", dial_all ? "connecting to" : "adding",
+                                         h.to_string()));
       continue;
     }
     if (is_active(h)) continue;
@@ -110,7 +110,19 @@ void manager_impl::load_cache() {
 
 void manager_impl::save_cache() {
   if (opts_.use_cache.empty()) return;
-  const auto text = book_.save(now(), std::chrono::system_clock::now());
+  // Hosts out of the book (dialled, connected) are written too: a crash before shutdown
+  // must not lose the hosts that work best. A connected one worked just now.
+  const auto t = now();
+  std::vector<host_record> taken;
+  for (const auto& [id, e] : active_) {
+    if (!e.dialled) continue;
+    taken.push_back(*e.dialled);
+    if (e.ready) {
+      taken.back().attempts = 0;
+      taken.back().last_success = t;
+    }
+  }
+  const auto text = book_.save(t, std::chrono::system_clock::now(), taken);
   if (auto ec = write_file_atomically(opts_.use_cache, text))
     report(severity::warning,
            fmt::format("address book {} not saved: {}", opts_.use_cache, ec.message()));

@@ -488,6 +488,26 @@ TEST_CASE("address book: a million barred addresses keep only max_bars bars", "[
   CHECK(b.barred_count(t0 + 2h) == 0);
 }
 
+TEST_CASE("address book: save writes the hosts taken out too", "[book]") {
+  address_book b({}, 1);
+  const host in_book = h("10.0.0.1"), out = h("10.0.0.2");
+  b.add(in_book, host_source::pool, t0);
+  b.add(out, host_source::seed, t0);
+  auto taken = b.extract(out, t0);
+  REQUIRE(taken);
+  taken->last_success = t0;  // connected
+  CHECK(b.size() == 1);
+  const auto loaded =
+      address_book::load(b.save(t0, wall0, std::span(&*taken, 1)), {}, t0, wall0, 2);
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->size() == 2);
+  REQUIRE(loaded->find(out));
+  CHECK(loaded->find(out)->source == host_source::seed);
+  CHECK(loaded->find(out)->last_success == t0);
+  CHECK(loaded->contains(in_book));
+  CHECK(b.size() == 1);  // the book itself is unchanged
+}
+
 TEST_CASE("address book: save and load keep hosts, history and running bars", "[book]") {
   address_book b({}, 1);
   const host seed = h("10.0.0.1"), failing = h("2001:db8::1"), active = h("Node.Example.com");

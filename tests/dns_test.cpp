@@ -211,7 +211,7 @@ SCENARIO("dns: a lookup a silent server never answers ends at once when cancelle
   });
 }
 
-SCENARIO("dns: a fake server's answer gives the address; its NXDOMAIN gives host_not_found",
+SCENARIO("dns: a fake server's answer gives the address, its NXDOMAIN gives host_not_found",
          "[dns]") {
   run_async_test([](asio::io_context&) -> awaitable_void {
     const auto ex = co_await asio::this_coro::executor;

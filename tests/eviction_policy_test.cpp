@@ -29,7 +29,7 @@ SCENARIO("eviction rule: every peer protected means nobody is evicted", "[evicti
   REQUIRE_FALSE(pick_eviction({}, rng));
 }
 
-SCENARIO("eviction rule: the youngest of the largest netgroup goes; recent senders are kept",
+SCENARIO("eviction rule: the youngest of the largest netgroup goes, recent senders are kept",
          "[eviction-rule]") {
   std::mt19937_64 rng(7);
   std::vector<eviction_candidate> peers;

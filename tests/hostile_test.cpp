@@ -484,7 +484,7 @@ awaitable_void get_barred(arena* raw, tcp::endpoint ep, std::string from) {
 
 }  // namespace
 
-SCENARIO("hostile: bars are bounded by book.max_bars; the soonest-ending go first", "[hostile]") {
+SCENARIO("hostile: bars are bounded by book.max_bars, the soonest-ending go first", "[hostile]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     auto o = hostile_options();
     o.book.max_bars = 4;

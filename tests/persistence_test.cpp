@@ -108,7 +108,8 @@ awaitable_void bad_file_case(asio::io_context& io, std::string what, std::string
   INFO(what);
   REQUIRE(has_report(reports, p2p::severity::warning, cache.str()));
   if (std::string_view(what) == "future version")
-    REQUIRE(has_report(reports, p2p::severity::warning, cache.str(), "2 is newer than this library reads"));
+    REQUIRE(has_report(reports, p2p::severity::warning, cache.str(),
+                       "2 is newer than this library reads"));
   // Nothing of the file was half-loaded: only the seed is known.
   const auto pool = m.pool();
   REQUIRE(pool.size() == 1);
@@ -199,19 +200,33 @@ SCENARIO(
   }
 }
 
-SCENARIO("persistence: the book is saved every cache_interval while running", "[persistence]") {
+SCENARIO(
+    "persistence: the book is saved every cache_interval while running, connected hosts "
+    "included",
+    "[persistence]") {
   run_async_test([](asio::io_context& io) -> awaitable_void {
     temp_path cache("periodic");
+    tcp::acceptor listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.81"), 0));
+    const p2p::host connected{"127.0.0.81", listener.local_endpoint().port()};
     auto o = keeper_options(cache);
     o.cache_interval = 100ms;
     p2p::peer_manager m(io.get_executor(), o);
     co_await m.launch();
     m.add_pool("127.0.0.80:8080");
+    m.add_active(connected);
+    CO_REQUIRE(co_await eventually([&] {
+      auto p = m.find(p2p::peer::outbound_id(connected));
+      return p && p->is_open();
+    }));
+    // The connected host is out of the book (not in the pool), yet the file holds it, as
+    // a host that worked: a crash now would not lose it.
+    REQUIRE_FALSE(m.book().contains(connected));
     CO_REQUIRE(co_await eventually([&] {
       if (!fs::exists(cache.path)) return false;
       auto b = p2p::address_book::load(read_text(cache.path), {}, std::chrono::steady_clock::now(),
                                        std::chrono::system_clock::now());
-      return b && b->contains({"127.0.0.80", 8080});
+      return b && b->contains({"127.0.0.80", 8080}) && b->contains(connected) &&
+             b->find(connected)->last_success != p2p::host_record::time_point{};
     }));
     co_await m.shutdown();
   });

@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -173,7 +174,10 @@ class address_book {
 
   /// The book as JSON text: hosts with their history and the bars still running, times as
   /// Unix milliseconds (`wall_now` is the system clock at `now`).
-  std::string save(time_point now, std::chrono::system_clock::time_point wall_now) const;
+  /// `taken`: hosts out of the book (being dialled or connected) to write too, after the
+  /// book's own, so that a file saved while they are out still knows them.
+  std::string save(time_point now, std::chrono::system_clock::time_point wall_now,
+                   std::span<const host_record> taken = {}) const;
 
   /// A book read from `save`'s text: every field checked; any error (not JSON, a missing or
   /// ill-typed field, a bad host, a format version newer than 1) fails the whole load with
