@@ -54,7 +54,7 @@ void manager_impl::add_hosts(const host_list& list, host_source source) {
 
 void manager_impl::dial(host_record r) {
   auto p = peer::outbound(strand_, r.host, opts_.peer());
-  track(p).dialled = std::move(r);
+  track(p).dialled = std::make_unique<host_record>(std::move(r));
   // Straight to the transport's connect: its outcome arrives as the peer's notifications.
   asio::co_spawn(p->io_, p->connect_on_transport(), [p](std::exception_ptr e, error_code) {
     if (e) std::rethrow_exception(e);

@@ -102,8 +102,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   struct entry {
     std::shared_ptr<peer> p;
     peer::clock_type::time_point since;  // tracked at
-    std::optional<host_record> dialled;  // an outbound peer's host, back to the book at close
-    bool ready = false;                  // passed the handshake: the host worked
+    // An outbound peer's host, back to the book at close (a pointer: inbound peers, the
+    // many, pay 8 bytes for it).
+    std::unique_ptr<host_record> dialled;
+    bool ready = false;  // passed the handshake: the host worked
     bool counted_inbound = false;
     std::string inbound_addr;
     std::uint64_t admitted = 0;  // admission order of an inbound peer (older is smaller)
