@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "detail/async.hpp"
 #include "detail/eviction.hpp"
 #include "detail/manager_impl.hpp"
@@ -112,6 +114,14 @@ void manager_impl::admit(tcp::socket sock) {
 }
 
 void manager_impl::await_first_message(const std::shared_ptr<peer>& p) {
+  // Peers that connect and close again leave entries until their deadline: past twice the
+  // inbound limit, those of closed peers are dropped (amortised O(1); the queue stays near
+  // the number of open inbound peers however fast connections churn).
+  if (admission_queue_.size() >= 2 * std::max<std::size_t>(opts_.inbound_limit(), 64))
+    std::erase_if(admission_queue_, [](const auto& q) {
+      auto x = q.second.lock();
+      return !x || x->is_closed();
+    });
   const bool was_empty = admission_queue_.empty();
   admission_queue_.push_back({peer::clock_type::now() + opts_.handshake_timeout, p});
   if (was_empty) admission_timer_.cancel();  // the loop re-arms for this deadline
