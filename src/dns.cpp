@@ -19,6 +19,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -88,31 +90,16 @@ int library_status() {
   return status;
 }
 
-std::string servers_csv(const std::vector<std::string>& servers) {
-  std::string csv;
-  for (const auto& s : servers) {
-    if (!csv.empty()) csv += ',';
-    csv += s;
-  }
-  return csv;
-}
-
-std::optional<tcp::endpoint> to_endpoint(const sockaddr* sa, std::uint16_t port) {
-  if (sa->sa_family == AF_INET) {
-    sockaddr_in in;
-    std::memcpy(&in, sa, sizeof in);
-    asio::ip::address_v4::bytes_type bytes;
-    std::memcpy(bytes.data(), &in.sin_addr, bytes.size());
-    return tcp::endpoint(asio::ip::address_v4(bytes), port);
-  }
-  if (sa->sa_family == AF_INET6) {
-    sockaddr_in6 in6;
-    std::memcpy(&in6, sa, sizeof in6);
-    asio::ip::address_v6::bytes_type bytes;
-    std::memcpy(bytes.data(), &in6.sin6_addr, bytes.size());
-    return tcp::endpoint(asio::ip::address_v6(bytes, in6.sin6_scope_id), port);
-  }
-  return std::nullopt;
+/// An address of c-ares' answer as an endpoint with `port`, through Asio's own sockaddr
+/// storage; nullopt for a family other than IPv4 and IPv6.
+std::optional<tcp::endpoint> to_endpoint(const sockaddr* sa, std::size_t len, std::uint16_t port) {
+  tcp::endpoint ep;
+  if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || len > ep.capacity())
+    return std::nullopt;
+  std::memcpy(ep.data(), sa, len);
+  ep.resize(len);
+  ep.port(port);
+  return ep;
 }
 
 /// One lookup: its channel, the sockets c-ares asked us to watch, and the timer of its
@@ -182,7 +169,7 @@ class lookup : public std::enable_shared_from_this<lookup> {
       return status;
     }
     if (servers.empty()) return ARES_SUCCESS;
-    return ares_set_servers_ports_csv(channel_, servers_csv(servers).c_str());
+    return ares_set_servers_ports_csv(channel_, fmt::format("{}", fmt::join(servers, ",")).c_str());
   }
 
   static void on_socket_state(void* data, ares_socket_t fd, int readable, int writable) {
@@ -230,7 +217,7 @@ class lookup : public std::enable_shared_from_this<lookup> {
     answer_ = to_error(status);
     if (answer_ || !result) return;
     for (auto* node = result->nodes; node; node = node->ai_next)
-      if (auto ep = to_endpoint(node->ai_addr, port_)) endpoints_.push_back(*ep);
+      if (auto ep = to_endpoint(node->ai_addr, node->ai_addrlen, port_)) endpoints_.push_back(*ep);
     if (endpoints_.empty()) answer_ = asio::error::no_data;
   }
 

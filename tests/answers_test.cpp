@@ -18,9 +18,11 @@
 
 #include "support/async.hpp"
 #include "support/loopback.hpp"
+#include "support/reports.hpp"
 
 namespace asio = boost::asio;
 using p2p::test::eventually;
+using p2p::test::has_report;
 using p2p::test::run_async_test;
 using p2p::test::sleep_for;
 using namespace std::chrono_literals;
@@ -180,12 +182,6 @@ asio::awaitable<std::optional<p2p::answers>> wait_or_aborted(p2p::sent_messages&
     if (e.code() != asio::error::operation_aborted) throw;
   }
   co_return std::nullopt;
-}
-
-bool has_report(const std::vector<p2p::report>& reports, std::string_view text) {
-  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
-    return r.message.find(text) != std::string::npos;
-  });
 }
 
 const std::string knock_payload = "who is there?";

@@ -21,6 +21,7 @@
 
 #include "support/async.hpp"
 #include "support/loopback.hpp"
+#include "support/reports.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -28,6 +29,7 @@ using asio::ip::udp;
 using boost::system::error_code;
 using p2p::test::as_result;
 using p2p::test::eventually;
+using p2p::test::has_report;
 using p2p::test::run_async_test;
 using namespace std::chrono_literals;
 
@@ -179,12 +181,6 @@ p2p::manager_options dialer_options(const silent_server& silent,
   o.connect_timeout = connect_timeout;
   o.disconnect_timeout = 300ms;
   return o;
-}
-
-bool has_report(const std::vector<p2p::report>& reports, std::string_view text) {
-  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
-    return r.message.find(text) != std::string::npos;
-  });
 }
 
 }  // namespace

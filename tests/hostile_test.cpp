@@ -24,6 +24,7 @@
 
 #include "support/async.hpp"
 #include "support/loopback.hpp"
+#include "support/reports.hpp"
 #include <sys/resource.h>
 
 namespace asio = boost::asio;
@@ -453,10 +454,8 @@ SCENARIO("hostile: idleness counts valid messages, not bytes", "[hostile]") {
       }
       THEN("it is disconnected as idle by the pool check, not kept alive by the bytes") {
         REQUIRE(raw->peer_from("127.0.0.121") == nullptr);
-        REQUIRE(std::any_of(reports.begin(), reports.end(), [](const p2p::report& r) {
-          return r.message.find("127.0.0.121") != std::string::npos &&
-                 r.message.find("no valid message for over 300 ms") != std::string::npos;
-        }));
+        REQUIRE(p2p::test::has_report(reports, p2p::severity::notice, "127.0.0.121",
+                                      "no valid message for over 300 ms"));
         CO_REQUIRE(co_await closed_by_remote(s, 2s));
       }
     }

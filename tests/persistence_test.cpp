@@ -16,12 +16,14 @@
 #include "detail/cache_file.hpp"
 #include "support/async.hpp"
 #include "support/loopback.hpp"
+#include "support/reports.hpp"
 #include <unistd.h>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using asio::ip::tcp;
 using p2p::test::eventually;
+using p2p::test::has_report;
 using p2p::test::run_async_test;
 using p2p::test::sleep_for;
 using namespace std::chrono_literals;
@@ -70,14 +72,6 @@ p2p::manager_options keeper_options(const temp_path& cache) {
   o.max_peers = 1;
   o.use_cache = cache.str();
   return o;
-}
-
-bool has_report(const std::vector<p2p::report>& reports, p2p::severity level, std::string_view a,
-                std::string_view b = {}) {
-  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
-    return r.level == level && r.message.find(a) != std::string::npos &&
-           r.message.find(b) != std::string::npos;
-  });
 }
 
 // Outside the coroutines: g++ 12 miscompiles initializer lists inside them.

@@ -24,12 +24,14 @@
 
 #include "support/async.hpp"
 #include "support/loopback.hpp"
+#include "support/reports.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 using p2p::test::dial_from;
 using p2p::test::eventually;
+using p2p::test::has_report;
 using p2p::test::run_async_test;
 using p2p::test::sleep_for;
 using namespace std::chrono_literals;
@@ -63,13 +65,6 @@ template <class Executor, class F>
 auto on(Executor ex, F f) -> asio::awaitable<decltype(f())> {
   auto fn = [f]() -> asio::awaitable<decltype(f())> { co_return f(); };
   co_return co_await asio::co_spawn(ex, std::move(fn), asio::use_awaitable);
-}
-
-bool has_report(const std::vector<p2p::report>& reports, p2p::severity level,
-                std::string_view text) {
-  return std::any_of(reports.begin(), reports.end(), [&](const p2p::report& r) {
-    return r.level == level && r.message.find(text) != std::string::npos;
-  });
 }
 
 /// Frames of `magic`, one after the other, as one buffer (one write).

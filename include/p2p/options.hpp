@@ -149,7 +149,8 @@ struct manager_options {
   std::string use_cache;
   /// Period of saving the address book to `use_cache`.
   std::chrono::milliseconds cache_interval{std::chrono::minutes(5)};
-  /// The clock bars are measured with (injectable for tests); unset means steady_clock.
+  /// The clock of the bars and of the address book's history (injectable for tests); unset
+  /// means steady_clock.
   std::function<std::chrono::steady_clock::time_point()> clock;
 
   /// The peer options these manager options imply.
