@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/assert.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -162,6 +163,7 @@ void metrics_server::stop() {
 }
 
 void metrics_server::do_stop() {
+  BOOST_ASSERT(strand_.running_in_this_thread());
   if (stopped_) return;
   stopped_ = true;
   error_code ignored;
@@ -171,6 +173,7 @@ void metrics_server::do_stop() {
 }
 
 void metrics_server::report(failure kind, std::string line) {
+  BOOST_ASSERT(strand_.running_in_this_thread());
   const auto i = static_cast<std::size_t>(kind);
   if (reported_.test(i)) return;
   reported_.set(i);
