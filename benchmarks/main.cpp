@@ -7,6 +7,7 @@
 //   p2p_bench idle     --peers P
 //   p2p_bench streams  --size S --count N [--conns C] [--threads T]   (W5; p2p and raw only)
 // Common: --time-limit SEC (default 60), --node-dir DIR (node_modules of the original).
+// p2p only: --stats off (no per-peer statistics), --keepalive off (no pings).
 
 #include <cstdio>
 #include <iostream>
@@ -37,7 +38,7 @@ int usage() {
   std::fputs(
       "usage: p2p_bench pingpong|stream|fanout|connect|idle|streams [--impl p2p|raw|node]\n"
       "         [--rounds R] [--size S] [--count N] [--peers P] [--conns C] [--threads T]\n"
-      "         [--time-limit SEC] [--node-dir DIR]\n",
+      "         [--time-limit SEC] [--node-dir DIR] [--stats on|off] [--keepalive on|off]\n",
       stderr);
   return 2;
 }
@@ -61,8 +62,8 @@ int main(int argc, char** argv) {
   }
   if (i != argc) return usage();
   a.impl = a.str("impl", "p2p");
-  static const std::vector<std::string> workloads{"pingpong", "stream", "fanout", "connect",
-                                                  "idle", "streams"};
+  static const std::vector<std::string> workloads{"pingpong", "stream", "fanout",
+                                                  "connect",  "idle",   "streams"};
   if (std::find(workloads.begin(), workloads.end(), a.workload) == workloads.end()) return usage();
   try {
     if (counterpart) return bench::run_counterpart(a);

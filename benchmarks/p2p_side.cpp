@@ -169,6 +169,10 @@ std::string run_p2p(const args& a) {
   o.status_interval = std::chrono::minutes(10);
   o.connect_timeout = std::chrono::seconds(30);
   o.disconnect_timeout = std::chrono::seconds(2);
+  // --stats off / --keepalive off: the statistics' and the pings' cost, measured against the
+  // defaults (on) in the same run.
+  o.collect_stats = a.str("stats", "on") != "off";
+  if (a.str("keepalive", "on") == "off") o.ping_interval = std::chrono::milliseconds(0);
   std::string out;
   {
     p2p::peer_manager mgr(ioc.get_executor(), o);

@@ -435,11 +435,8 @@ asio::awaitable<int> session(p2p::peer_manager* mgr, config cfg) {
   p2p::subscription warnings = mgr->events().report.subscribe([](const p2p::report& r) {
     if (r.level >= p2p::severity::warning) say("! {}: {}", p2p::to_string(r.level), r.message);
   });
-  // A node pings now and then; answering keeps the connection healthy.
-  p2p::subscription pings = mgr->events().command("ping").subscribe(
-      [](const std::shared_ptr<p2p::peer>& p, const p2p::message& m) {
-        p->send("pong", m.payload.span());
-      });
+  // The node's pings are answered by the library (answer_pings), which also pings the node
+  // every ping_interval from the end of the handshake on.
   std::vector<std::string> addresses;
   int addr_messages = 0;
   bool big_addr = false;  // a getaddr answer, not just the node advertising itself
@@ -492,21 +489,34 @@ asio::awaitable<int> session(p2p::peer_manager* mgr, config cfg) {
   if (!node) {
     say("handshake FAILED");
   } else {
-    // The answer collector listens before the ping is queued: no pong can be missed.
+    // The answer collector listens before the ping is queued: no pong can be missed. It takes
+    // the pong that echoes our nonce; pongs with other nonces (the answer to the library's
+    // keepalive ping, or a node echoing wrongly) are noted, to say what came instead.
     const std::uint64_t nonce = random_u64();
-    auto sent = co_await mgr->send(1, "state", "ready", "ping", le_bytes(nonce), "pong");
+    auto echoes = [nonce](const p2p::message& m) {
+      reader r(m.payload.span());
+      return r.le(8) == nonce && r.ok();
+    };
+    std::vector<std::string> other_pongs;
+    p2p::subscription pongs = mgr->events().command("pong").subscribe(
+        [&](const std::shared_ptr<p2p::peer>&, const p2p::message& m) {
+          if (!echoes(m)) other_pongs.push_back(m.payload.hex());
+        });
+    auto sent = co_await mgr->send(1, "state", "ready", "ping", le_bytes(nonce),
+                                   p2p::answer_spec::matching([echoes](const p2p::message& m) {
+                                     return m.command == "pong" && echoes(m);
+                                   }));
     say("-> ping nonce {:016x}", nonce);
     auto got = co_await sent.wait(step_timeout);
-    if (got.answered.empty()) {
-      say("no pong within {} ms: FAILED", step_timeout.count());
-    } else {
+    if (!got.answered.empty()) {
       const auto& pong = got.answered.front();
-      reader r(pong.msg.payload.span());
-      const std::uint64_t echoed = r.le(8);
-      ok = r.ok() && echoed == nonce;
-      say("<- pong nonce {}: {} ({:.1f} ms)", pong.msg.payload.hex(),
-          ok ? "matches" : "does NOT match, FAILED",
+      ok = true;
+      say("<- pong nonce {}: matches ({:.1f} ms)", pong.msg.payload.hex(),
           std::chrono::duration<double, std::milli>(pong.after).count());
+    } else if (!other_pongs.empty()) {
+      say("<- pong nonce {}: does NOT match, FAILED", other_pongs.back());
+    } else {
+      say("no pong within {} ms: FAILED", step_timeout.count());
     }
 
     if (ok) {

@@ -8,11 +8,14 @@
 //       which never answer. Three rounds of
 //         send(2, "state", "waiting", "knock", payload, "answer")  then  sent.wait(3s)
 //       and one round to every peer (p2p::all). Prints who was asked, who answered what
-//       after how long, and who never answered.
-//   knock_answer --answer --listen 127.0.0.1:PORT [--magic HEX] [--seconds N]
+//       after how long, and who never answered; then the asker's peer table, from its
+//       snapshot.
+//   knock_answer --answer --listen 127.0.0.1:PORT [--metrics HOST:PORT] [--magic HEX]
+//                [--seconds N]
 //       Listens (PORT 0: any free port) and answers every knock. Prints
-//       "listening 127.0.0.1:PORT" once ready. Stops on SIGINT/SIGTERM or after N seconds
-//       (default 60).
+//       "listening 127.0.0.1:PORT" once ready, and with --metrics "metrics http://HOST:PORT"
+//       (Prometheus text at /metrics, JSON at /peers). Stops on SIGINT/SIGTERM or after N
+//       seconds (default 60).
 //   knock_answer --knock --connect HOST:PORT[,HOST:PORT...] [--magic HEX] [--timeout S]
 //       Connects to every host, knocks each one with its own random payload and checks that
 //       each echoes *its* payload. Exit 0 only if every host did. S (default 10) bounds the
@@ -65,7 +68,8 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 constexpr std::string_view usage_text =
     "usage: knock_answer                      (in-process demo on 127.0.0.1)\n"
-    "       knock_answer --answer --listen ADDR:PORT [--magic HEX] [--seconds N]\n"
+    "       knock_answer --answer --listen ADDR:PORT [--metrics ADDR:PORT] [--magic HEX] "
+    "[--seconds N]\n"
     "       knock_answer --knock --connect HOST:PORT[,HOST:PORT...] [--magic HEX] "
     "[--timeout S]\n";
 
@@ -90,6 +94,7 @@ struct config {
   asio::ip::address listen_address;
   std::uint16_t listen_port = 0;
   std::vector<p2p::host> connect;
+  std::string metrics;  // --metrics ADDR:PORT, as given
   std::uint32_t magic = p2p::bitcoin_magic;
   seconds run_for{60};
   seconds timeout{10};
@@ -167,6 +172,10 @@ config parse_args(int argc, char** argv) {
     } else if (arg == "--listen") {
       parse_listen(value(), cfg);
       have_listen = true;
+    } else if (arg == "--metrics") {
+      cfg.metrics = std::string(value());
+      config probe;
+      parse_listen(cfg.metrics, probe);  // the same form as --listen
     } else if (arg == "--connect") {
       cfg.connect = parse_connect(value());
     } else if (arg == "--magic") {
@@ -189,7 +198,8 @@ config parse_args(int argc, char** argv) {
     cfg.run = mode::answer;
   } else if (knock) {
     if (cfg.connect.empty()) throw usage_error("--knock needs --connect HOST:PORT[,...]");
-    if (have_listen || have_seconds) throw usage_error("--listen and --seconds belong to --answer");
+    if (have_listen || have_seconds || !cfg.metrics.empty())
+      throw usage_error("--listen, --metrics and --seconds belong to --answer");
     cfg.run = mode::knock;
   } else if (argc > 1) {
     throw usage_error("options need --answer or --knock; run without arguments for the demo");
@@ -304,6 +314,8 @@ asio::awaitable<int> serve(p2p::peer_manager* mgr, config cfg) {
   auto ep = mgr->listen_endpoint();
   if (!ep) throw std::runtime_error("the listener did not open");
   say("listening {}", p2p::host{ep->address().to_string(), ep->port()}.to_string());
+  if (auto m = mgr->metrics_endpoint())
+    say("metrics http://{}", p2p::host{m->address().to_string(), m->port()}.to_string());
   p2p::subscription knocks =
       answer_knocks(*mgr, true, [](const std::shared_ptr<p2p::peer>& p, const p2p::message& m) {
         say("knock {} from {}: answering", m.payload.hex(), p->remote().to_string());
@@ -329,6 +341,7 @@ int run_answer(const config& cfg) {
   opts.min_peers = 0;
   opts.max_peers = 64;
   opts.disconnect_timeout = 2s;
+  opts.metrics_address = cfg.metrics;
   p2p::peer_manager mgr(io.get_executor(), opts);
   return run_main(io, mgr.get_executor(), serve(&mgr, cfg), cfg.run_for + 15s);
 }
@@ -506,6 +519,12 @@ asio::awaitable<int> demo(p2p::peer_manager* asker, std::vector<answerer>* nodes
     st.as_expected = st.as_expected && (a.answers ? got == a.knocks_heard : got == 0);
   }
   say("total time {:.0f} ms", ms(steady_clock::now() - started));
+  say("");
+  say("the asker's peers (peer_manager::snapshot):");
+  const auto snap = co_await asker->snapshot();
+  std::fputs(p2p::format_peer_table(snap).c_str(), stdout);
+  say("{} active, {} messages sent and {} received since launch", snap.active,
+      snap.counters.messages_sent, snap.counters.messages_received);
 
   co_await asker->shutdown();
   for (auto& a : *nodes) co_await a.mgr->shutdown();

@@ -119,12 +119,14 @@ asio::awaitable<void> manager_impl::handshake(std::shared_ptr<peer> p) {
     report(severity::warning,
            fmt::format("peer {}: handshake did not finish within {} ms", p->remote().to_string(),
                        opts_.handshake_timeout.count()));
+    ++counters_.handshakes_failed;
     p->fail(make_error_code(error::handshake_timeout));
     co_return;
   }
   if (const auto& why = std::get<0>(outcome); !why.empty()) {
     report(severity::warning,
            fmt::format("peer {}: handshake failed: {}", p->remote().to_string(), why));
+    ++counters_.handshakes_failed;
     p->fail(make_error_code(error::handshake_failed));
     co_return;
   }
@@ -134,6 +136,7 @@ asio::awaitable<void> manager_impl::handshake(std::shared_ptr<peer> p) {
 void manager_impl::mark_ready(const std::shared_ptr<peer>& p) {
   if (auto it = active_.find(p->id()); it != active_.end() && it->second.p == p)
     it->second.ready = true;
+  ++counters_.handshakes_passed;
   events_.peer_ready.emit(p);
 }
 
@@ -154,6 +157,8 @@ void manager_impl::on_close(const std::shared_ptr<peer>& p, bool remote_ended,
   auto it = active_.find(p->id());
   const bool tracked = it != active_.end() && it->second.p == p;
   if (ec) bar_peer(*p);
+  if (ec == error::timeout) ++counters_.ping_timeouts;  // the keepalive's error
+  if (tracked && it->second.dialled && !p->endpoint() && ec) ++counters_.outbound_failures;
   if (tracked) {
     if (it->second.evicted) --evicting_;
     uncount_inbound(it->second);
@@ -193,6 +198,7 @@ asio::awaitable<void> manager_impl::check_pool() {
       report(severity::notice,
              fmt::format("peer {}: no valid message for over {} ms; disconnecting",
                          p->remote().to_string(), opts_.idle_timeout.count()));
+      ++counters_.idle_disconnects;
       p->close();
     }
   }
@@ -233,6 +239,7 @@ error_code manager_impl::launch(const host_list& seeds) {
     }
   }
   if (!opts_.use_cache.empty()) load_cache();
+  if (!opts_.metrics_address.empty()) open_metrics();
   set_state(manager_state::launching);
   add_hosts(seeds, host_source::seed);
   auto self = shared_from_this();
@@ -261,6 +268,7 @@ void manager_impl::stop_background() {
   status_timer_.cancel();
   cache_timer_.cancel();
   admission_timer_.cancel();
+  close_metrics();
 }
 
 asio::awaitable<error_code> manager_impl::shutdown() {
@@ -386,7 +394,8 @@ void peer_manager::add_pool(host_list hosts) {
 
 void peer_manager::add_active(host_list hosts) {
   auto impl = impl_;
-  asio::post(impl->strand_, [impl, hosts = std::move(hosts)] { impl->add_hosts(hosts, host_source::active); });
+  asio::post(impl->strand_,
+             [impl, hosts = std::move(hosts)] { impl->add_hosts(hosts, host_source::active); });
 }
 
 void peer_manager::bar(std::string host_name, std::chrono::milliseconds d) {

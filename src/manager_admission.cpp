@@ -48,12 +48,13 @@ void manager_impl::uncount_inbound(entry& e) {
     inbound_per_host_.erase(h);
 }
 
-std::string manager_impl::capacity_refusal() const {
+std::optional<std::pair<refusal, std::string>> manager_impl::capacity_refusal() const {
   if (inbound_count_ >= opts_.inbound_limit())
-    return fmt::format("max_inbound ({}) reached", opts_.inbound_limit());
+    return std::pair{refusal::inbound_limit,
+                     fmt::format("max_inbound ({}) reached", opts_.inbound_limit())};
   if (active_.size() - evicting_ >= opts_.max_peers)
-    return fmt::format("max_peers ({}) reached", opts_.max_peers);
-  return {};
+    return std::pair{refusal::max_peers, fmt::format("max_peers ({}) reached", opts_.max_peers)};
+  return std::nullopt;
 }
 
 bool manager_impl::evict_one(const std::string& newcomer) {
@@ -73,6 +74,7 @@ bool manager_impl::evict_one(const std::string& newcomer) {
                      v.p->remote().to_string(), candidates[*pick].group, newcomer));
   v.evicted = true;
   ++evicting_;
+  ++counters_.evictions;
   uncount_inbound(v);
   v.p->destroy();
   return true;
@@ -84,24 +86,27 @@ void manager_impl::admit(tcp::socket sock) {
   if (ec) return;  // already gone
   auto p = peer::inbound(strand_, std::move(sock), opts_.peer());
   const std::string addr = address_book::host_key(ep.address().to_string());
-  std::string refused;
+  std::optional<std::pair<refusal, std::string>> refused;
   if (barred(addr))
-    refused = "barred";
+    refused = {refusal::barred, "barred"};
   else if (active_.contains(p->id()))
-    refused = "already active";
+    refused = {refusal::already_active, "already active"};
   else if (opts_.max_inbound_per_host && inbound_per_host_[addr] >= *opts_.max_inbound_per_host)
-    refused = fmt::format("max_inbound_per_host ({}) reached", *opts_.max_inbound_per_host);
-  else if (const auto full = capacity_refusal(); !full.empty())
-    if (!opts_.evict_inbound || !evict_one(p->remote().to_string())) refused = full;
+    refused = {refusal::per_host_limit,
+               fmt::format("max_inbound_per_host ({}) reached", *opts_.max_inbound_per_host)};
+  else if (auto full = capacity_refusal())
+    if (!opts_.evict_inbound || !evict_one(p->remote().to_string())) refused = std::move(full);
   if (inbound_per_host_.contains(addr) && inbound_per_host_[addr] == 0)
     inbound_per_host_.erase(addr);
-  if (!refused.empty()) {
+  if (refused) {
+    ++counters_.inbound_refused[static_cast<int>(refused->first)];
     p->destroy();
     events_.listen_connect.emit(p, false);
     report(severity::notice,
-           fmt::format("inbound {} refused: {}", p->remote().to_string(), refused));
+           fmt::format("inbound {} refused: {}", p->remote().to_string(), refused->second));
     return;
   }
+  ++counters_.inbound_admitted;
   auto& e = track(p);
   e.counted_inbound = true;
   e.inbound_addr = addr;
@@ -136,6 +141,7 @@ void manager_impl::check_admissions() {
     report(severity::warning,
            fmt::format("peer {}: no valid message within {} ms", p->remote().to_string(),
                        opts_.handshake_timeout.count()));
+    ++counters_.first_message_timeouts;
     p->fail(make_error_code(error::handshake_timeout));
   }
 }

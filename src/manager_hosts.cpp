@@ -13,6 +13,7 @@ namespace p2p::detail {
 
 void manager_impl::bar_key(std::string_view key, std::chrono::steady_clock::duration d) {
   book_.bar(key, d, now());  // bars add up: what is left, plus the new bar
+  ++counters_.bars;
 }
 
 void manager_impl::bar_peer(const peer& p) {
@@ -55,6 +56,7 @@ void manager_impl::add_hosts(const host_list& list, host_source source) {
 void manager_impl::dial(host_record r) {
   auto p = peer::outbound(strand_, r.host, opts_.peer());
   track(p).dialled = std::make_unique<host_record>(std::move(r));
+  ++counters_.outbound_attempts;
   // Straight to the transport's connect: its outcome arrives as the peer's notifications.
   asio::co_spawn(p->io_, p->connect_on_transport(), [p](std::exception_ptr e, error_code) {
     if (e) std::rethrow_exception(e);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "detail/listen_endpoint.hpp"
 #include "detail/text.hpp"
 
 namespace p2p {
@@ -46,12 +47,44 @@ void check_dns_servers(const std::vector<std::string>& servers) {
   }
 }
 
+void check_keepalive(std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+  if (interval.count() < 0)
+    reject(fmt::format("p2p: ping_interval ({}) is negative; 0 turns pings off", interval));
+  require_positive("ping_timeout", timeout);
+}
+
 }  // namespace
+
+namespace detail {
+
+std::optional<boost::asio::ip::tcp::endpoint> parse_listen_endpoint(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == text.size()) return std::nullopt;
+  std::string_view addr = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']')
+    addr = addr.substr(1, addr.size() - 2);
+  else if (addr.find(':') != std::string_view::npos)
+    return std::nullopt;  // an IPv6 address needs brackets
+  unsigned port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9' || port_text.size() > 5) return std::nullopt;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) return std::nullopt;
+  boost::system::error_code ec;
+  const auto a = boost::asio::ip::make_address(std::string(addr), ec);
+  if (ec) return std::nullopt;
+  return boost::asio::ip::tcp::endpoint(a, static_cast<std::uint16_t>(port));
+}
+
+}  // namespace detail
 
 void peer_options::validate() const {
   check_frame_limits(max_message_size, max_send_buffer);
   require_positive("connect_timeout", connect_timeout);
   require_positive("disconnect_timeout", disconnect_timeout);
+  check_keepalive(ping_interval, ping_timeout);
   check_dns_servers(dns_servers);
 }
 
@@ -64,6 +97,11 @@ peer_options manager_options::peer() const {
   p.connect_timeout = connect_timeout;
   p.disconnect_timeout = disconnect_timeout;
   p.dns_servers = dns_servers;
+  p.ping_interval = ping_interval;
+  p.ping_timeout = ping_timeout;
+  p.require_pong = require_pong;
+  p.answer_pings = answer_pings;
+  p.collect_stats = collect_stats;
   return p;
 }
 
@@ -88,7 +126,11 @@ void manager_options::validate() const {
   require_positive("bar_duration", bar_duration);
   require_positive("handshake_timeout", handshake_timeout);
   require_positive("cache_interval", cache_interval);
+  check_keepalive(ping_interval, ping_timeout);
   check_dns_servers(dns_servers);
+  if (!metrics_address.empty() && !detail::parse_listen_endpoint(metrics_address))
+    reject(fmt::format("p2p: metrics_address '{}' is not IP:PORT (port 0..65535, IPv6 in brackets)",
+                       detail::escape(metrics_address)));
   book.validate();
   check_frame_limits(max_message_size, max_send_buffer);
   if (max_inbound && *max_inbound > max_peers)

@@ -22,6 +22,7 @@
 
 #include "detail/async.hpp"
 #include "detail/dns.hpp"
+#include "detail/keepalive.hpp"
 #include "detail/peer_note.hpp"
 
 namespace p2p {
@@ -125,12 +126,17 @@ void peer::apply(peer_input in, error_code ec) {
   const auto t = detail::next_state(io_state_, in, ec);
   if (!t.changed()) return;
   io_state_ = t.to;
-  detail::peer_note::change change{t, std::nullopt};
+  detail::peer_note::change change{t, std::nullopt, nullptr};
+  if (keepalive_ && t.to != peer_lifecycle::open) keepalive_->timer.cancel();
   if (t.close_socket) {
     error_code ig;
     socket_.close(ig);
     if (disconnect_timer_) disconnect_timer_->cancel();
     drop_queue();
+  }
+  if (t.to == peer_lifecycle::closed) {
+    change.final_stats = std::make_unique<peer_stats>();
+    fill_transport_stats(*change.final_stats);
   }
   if (t.begin_disconnect) {
     disconnect_timer_ =
@@ -147,7 +153,8 @@ void peer::apply(peer_input in, error_code ec) {
     if (!ig) change.endpoint = ep;
     socket_.set_option(tcp::no_delay(true), ig);
     socket_.non_blocking(true, ig);
-    last_seen_.store(clock_type::now().time_since_epoch().count(), relaxed);
+    stats_.connected = clock_type::now();
+    last_seen_.store(stats_.connected.time_since_epoch().count(), relaxed);
   }
   if (transport_wake_) transport_wake_->cancel();  // send_and_wait re-checks the state
   outbox_.emplace_back(std::move(change));
@@ -292,6 +299,7 @@ asio::awaitable<error_code> peer::read_loop() {
       co_return make_error_code(asio::error::operation_aborted);
     error_code err;
     bool got_bytes = false;
+    const std::uint64_t frames_before = frames_;
     for (int round = 0; round < max_reads_per_wake && !err; ++round) {
       // A large payload is read straight into its own buffer (one copy fewer); all else
       // goes through the per-thread buffer.
@@ -306,6 +314,7 @@ asio::awaitable<error_code> peer::read_loop() {
         break;
       }
       got_bytes = true;
+      stats_.bytes_in += n;
       if (direct.empty()) {
         err = dispatch({buf.data(), n});
       } else if (auto ev = decoder_.commit_direct(n)) {
@@ -314,7 +323,9 @@ asio::awaitable<error_code> peer::read_loop() {
       if (n < into.size()) break;
     }
     if (got_bytes) {
-      last_seen_.store(clock_type::now().time_since_epoch().count(), relaxed);
+      const auto t = clock_type::now();
+      last_seen_.store(t.time_since_epoch().count(), relaxed);
+      if (frames_ != frames_before && opts_.collect_stats) stats_.last_in = t;
       received_any_.store(true, relaxed);
       frames_seen_.store(frames_, relaxed);
       garbage_seen_.store(decoder_.garbage_total(), relaxed);
@@ -332,34 +343,48 @@ error_code peer::dispatch(std::span<const std::uint8_t> bytes) {
 
 error_code peer::handle(decode_event& ev) {
   switch (ev.what) {
-    case decode_event::kind::message:
+    case decode_event::kind::message: {
       ++frames_;
       garbage_run_ = 0;
+      if (opts_.collect_stats) count_received(ev.msg);
+      // The keepalive's own commands: answered and timed here, delivered all the same.
+      if (const auto& c = ev.msg.command; c.size() == 4) {
+        if (c == "ping")
+          answer_ping(ev.msg);
+        else if (c == "pong")
+          on_pong(ev.msg);
+      }
       // Sized like the last batch: a stream of small frames does not regrow it every read.
       if (outbox_.capacity() == 0 && batch_hint_ > 1) outbox_.reserve(batch_hint_);
       outbox_.emplace_back(std::move(ev.msg));
       return {};
+    }
     case decode_event::kind::garbage:
+      ++stats_.violations[static_cast<int>(violation::garbage)];
       garbage_run_ += ev.count;
       note_report(severity::notice, fmt::format("skipped {} bytes of garbage", ev.count));
       break;
     case decode_event::kind::bad_checksum:
       // Undeliverable bytes count like garbage, so a storm of bad frames is bounded too.
+      ++stats_.violations[static_cast<int>(violation::bad_checksum)];
       garbage_run_ += header_size + ev.count;
       note_report(severity::warning, fmt::format("dropped a '{}' frame of {} bytes: bad checksum",
                                                  ev.msg.command, ev.count));
       break;
     case decode_event::kind::bad_command:
+      ++stats_.violations[static_cast<int>(violation::bad_command)];
       garbage_run_ += header_size + ev.count;
       note_report(severity::warning,
                   fmt::format("dropped a frame of {} bytes: invalid command field", ev.count));
       break;
     case decode_event::kind::oversized:
+      ++stats_.violations[static_cast<int>(violation::oversized)];
       note_report(severity::error, fmt::format("'{}' frame declares {} bytes; limit {}",
                                                ev.msg.command, ev.count, opts_.max_message_size));
       return make_error_code(error::oversized_message);
   }
   if (garbage_run_ > opts_.max_garbage) {
+    ++stats_.violations[static_cast<int>(violation::too_much_garbage)];
     note_report(severity::error, fmt::format("{} bytes without a valid frame; limit {}",
                                              garbage_run_, opts_.max_garbage));
     return make_error_code(error::too_much_garbage);
@@ -425,6 +450,7 @@ peer::write_result peer::write_now() {
 
 void peer::consume_written(std::size_t n) {
   std::size_t frames = 0;
+  stats_.bytes_out += n;
   while (n > 0) {
     const std::size_t left = queue_[queue_head_].size() - front_written_;
     if (n < left) {
@@ -433,6 +459,7 @@ void peer::consume_written(std::size_t n) {
     }
     n -= left;
     front_written_ = 0;
+    if (opts_.collect_stats) count_sent(queue_[queue_head_]);
     queued_bytes_ -= queue_[queue_head_].size();
     queue_[queue_head_++] = shared_bytes();
     ++frames;
@@ -448,6 +475,8 @@ void peer::consume_written(std::size_t n) {
   }
   queued_bytes_seen_.store(queued_bytes_, relaxed);
   if (frames > 0) {
+    stats_.frames_out += frames;
+    if (opts_.collect_stats) stats_.last_out = clock_type::now();
     written_seq_ += frames;
     if (transport_wake_) transport_wake_->cancel();
   }
@@ -487,8 +516,12 @@ void peer::enqueue(shared_bytes frame) {
 
 bool peer::queue_frame(shared_bytes frame) {
   assert(io_.running_in_this_thread());
-  if (!detail::accepts_frames(io_state_)) return false;
+  if (!detail::accepts_frames(io_state_)) {
+    ++stats_.dropped;
+    return false;
+  }
   if (queued_bytes_ > 0 && queued_bytes_ + frame.size() > opts_.max_send_buffer) {
+    ++stats_.violations[static_cast<int>(violation::send_overflow)];
     note_report(severity::error,
                 fmt::format("send queue would hold {} bytes; limit {} (the peer is not reading)",
                             queued_bytes_ + frame.size(), opts_.max_send_buffer));

@@ -97,13 +97,11 @@ void peer::deliver_transition(const std::shared_ptr<peer>& self, detail::peer_no
       break;
     case peer_lifecycle::closed: {
       silenced_.store(true, relaxed);
-      handshake_open_ = false;
-      inbox_ = {};
-      inbox_bytes_ = 0;
+      close_window();
       for (auto* w : receivers_) w->timer.cancel();
       std::string old = std::exchange(state_, "closed");
       // The manager settles its tables (and emits its events) before any peer callback.
-      if (observer_) observer_->on_peer_close(self, t.remote_ended, t.error);
+      if (observer_) observer_->on_peer_close(self, t.remote_ended, t.error, c.final_stats.get());
       if (events_) {
         if (t.remote_ended) events_->end.emit();
         if (t.error) events_->error.emit(t.error);
@@ -193,17 +191,22 @@ void peer::keep_for_receive(const message& m) {
         fmt::format("peer {}: {} messages no receive() took during the handshake (limit {} "
                     "messages, {} bytes); receive() buffers no more",
                     remote_.to_string(), inbox_.size() + 1, max_inbox_messages, max_inbox_bytes)});
-    end_handshake();
+    close_window();
     return;
   }
   inbox_bytes_ += m.payload.size();
   inbox_.push_back(m);
 }
 
-void peer::end_handshake() {
+void peer::close_window() {
   handshake_open_ = false;
   inbox_ = {};
   inbox_bytes_ = 0;
+}
+
+void peer::end_handshake() {
+  close_window();
+  asio::post(io_, [self = shared_from_this()] { self->start_keepalive(); });
 }
 
 asio::awaitable<detail::op_result<message>> peer::receive_op(std::shared_ptr<peer> self,

@@ -1,7 +1,11 @@
 // The example programs, run as child processes against each other and against a fake
 // Bitcoin node, on 127.0.0.1 only. Every child is killed after a time limit.
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -11,8 +15,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -23,6 +30,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,7 +221,7 @@ SCENARIO("examples: bitcoin_handshake shakes hands, pings and lists addresses", 
       CHECK(contains(out, "127.0.0.12:18445"));
       CHECK(contains(out, "127.0.0.13:8333"));
       CHECK(node.verack_received() == 1);
-      CHECK(node.pings() == 1);
+      CHECK(node.pings() == 2);  // the example's, and the library's keepalive ping
       CHECK(node.getaddrs() == 1);
       check_our_version(node);
     }
@@ -396,6 +405,104 @@ SCENARIO("examples: knock_answer without arguments runs a whole network", "[exam
   CHECK(std::regex_search(out, std::regex(R"(\(A6 at 127\.0\.0\.1:\d+\) never answered)")));
   CHECK(std::regex_search(out, std::regex(R"(\(A1 at 127\.0\.0\.1:\d+\) answered [0-9a-f]{8})")));
   CHECK(contains(out, "all managers shut down"));
+  // It ends with the asker's peer table from its snapshot: one row per answerer.
+  CHECK(contains(out, "the asker's peers (peer_manager::snapshot):"));
+  CHECK(std::regex_search(out, std::regex(R"(127\.0\.0\.1:\d+ +out )")));
+  CHECK(std::regex_search(out, std::regex(R"(6 active, \d+ messages sent and \d+ received)")));
+}
+
+namespace {
+
+/// GET `path` from `addr` ("127.0.0.1:PORT") over a blocking socket with a 5 s receive
+/// bound; returns the status line's code and the body (the server closes the connection).
+std::pair<int, std::string> http_get(const std::string& addr, const std::string& path) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  const auto colon = addr.rfind(':');
+  s.connect({asio::ip::make_address(addr.substr(0, colon)),
+             static_cast<std::uint16_t>(std::stoi(addr.substr(colon + 1)))});
+  timeval tv{5, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req =
+      fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", path, addr);
+  asio::write(s, asio::buffer(req));
+  std::string all;
+  std::array<char, 4096> buf{};
+  for (int i = 0; i < 10000; ++i) {
+    boost::system::error_code ec;
+    const auto n = s.read_some(asio::buffer(buf), ec);
+    all.append(buf.data(), n);
+    if (ec) break;
+  }
+  const auto end = all.find("\r\n\r\n");
+  if (all.size() < 12 || end == std::string::npos) return {0, all};
+  return {std::stoi(all.substr(9, 3)), all.substr(end + 4)};
+}
+
+/// `promtool check metrics` on `text`: its exit status and output.
+std::pair<int, std::string> promtool_check(const std::string& text) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto in = dir / fmt::format("p2p-metrics-{}.txt", ::getpid());
+  const auto out = dir / fmt::format("p2p-promtool-{}.txt", ::getpid());
+  std::ofstream(in) << text;
+  const int rc = std::system(
+      fmt::format("promtool check metrics < '{}' > '{}' 2>&1", in.string(), out.string()).c_str());
+  std::ifstream f(out);
+  std::string said((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(in);
+  std::filesystem::remove(out);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, said};
+}
+
+}  // namespace
+
+SCENARIO("examples: knock_answer --answer --metrics serves Prometheus text and JSON",
+         "[examples][metrics]") {
+  child c("knock_answer",
+          {"--answer", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--seconds", "60"});
+  auto listening = c.read_line(10s);
+  auto metrics = c.read_line(10s);
+  INFO(c.output());
+  REQUIRE(listening);
+  REQUIRE(metrics);
+  std::smatch l, m;
+  REQUIRE(std::regex_match(*listening, l, std::regex(R"(listening (127\.0\.0\.1:\d+))")));
+  REQUIRE(std::regex_match(*metrics, m, std::regex(R"(metrics http://(127\.0\.0\.1:\d+))")));
+  const std::string node = l[1].str();
+  const std::string endpoint = m[1].str();
+  WHEN("a knocker has knocked") {
+    auto [rc, out] = run("knock_answer", {"--knock", "--connect", node, "--timeout", "5"}, 40s);
+    INFO(out);
+    REQUIRE(rc == 0);
+    auto [code, text] = http_get(endpoint, "/metrics");
+    INFO(text);
+    THEN("/metrics passes promtool and counts the knock and the admission") {
+      REQUIRE(code == 200);
+      auto [prc, said] = promtool_check(text);
+      INFO("promtool said: " << said);
+      REQUIRE(prc == 0);
+      REQUIRE(said.empty());
+      CHECK(contains(text, "p2p_inbound_admitted_total 1"));
+      CHECK(std::regex_search(
+          text, std::regex(R"(p2p_command_received_messages_total\{command="knock"\} 1\b)")));
+      CHECK(std::regex_search(
+          text, std::regex(R"(p2p_command_sent_messages_total\{command="answer"\} 1\b)")));
+    }
+    AND_THEN("/peers is JSON with the counters, and other paths and methods are refused") {
+      auto [pcode, body] = http_get(endpoint, "/peers");
+      INFO(body);
+      REQUIRE(pcode == 200);
+      const auto v = boost::json::parse(body);
+      REQUIRE(v.is_object());
+      CHECK(v.at("peers").is_array());
+      CHECK(v.at("state").as_string() == "running");
+      auto [ncode, nbody] = http_get(endpoint, "/nothing");
+      CHECK(ncode == 404);
+    }
+  }
+  c.signal(SIGTERM);
+  CHECK(c.wait(10s) == 0);
 }
 
 TEST_CASE("examples: bad arguments exit 2 naming the value", "[examples]") {

@@ -832,7 +832,7 @@ struct churn_tally {
   std::string first_failure;
 };
 
-/// Connect, send "ping", read the "pong", close — `cycles` times or until `deadline`.
+/// Connect, send "knock", read the "answer", close — `cycles` times or until `deadline`.
 awaitable_void churn_worker(std::shared_ptr<churn_tally> t, std::string from, tcp::endpoint to,
                             int cycles, clock_type::time_point deadline) {
   auto ex = co_await asio::this_coro::executor;
@@ -843,10 +843,10 @@ awaitable_void churn_worker(std::shared_ptr<churn_tally> t, std::string from, tc
     s.bind(tcp::endpoint(asio::ip::make_address(from), 0));
     auto [cec] = co_await s.async_connect(to, use_nothrow);
     error_code ec = cec;
-    if (!ec) ec = co_await write_all(s, frame("ping", payload));
+    if (!ec) ec = co_await write_all(s, frame("knock", payload));
     bytes reply(p2p::header_size + payload.size());
     if (!ec) ec = co_await read_exact_for(s, reply, 2s);
-    const auto expected = frame("pong", payload);
+    const auto expected = frame("answer", payload);
     if (ec || reply != expected) {
       ++t->failures;
       if (t->first_failure.empty())
@@ -867,9 +867,10 @@ SCENARIO("hostile: churn soak leaves no peer, pool entry or bar behind", "[hosti
       [](asio::io_context& io) -> awaitable_void {
         auto a = co_await start_arena(io, "churn", hostile_options());
         arena* raw = a.get();
-        a->subs.push_back(a->m->events().command("ping").subscribe(
+        // Not ping/pong: the library answers pings itself (answer_pings).
+        a->subs.push_back(a->m->events().command("knock").subscribe(
             [](const std::shared_ptr<p2p::peer>& p, const p2p::message& msg) {
-              p->send("pong", msg.payload.span());
+              p->send("answer", msg.payload.span());
             }));
         const auto ep = *a->m->listen_endpoint();
         const auto barred_before = a->m->status().barred;

@@ -12,58 +12,22 @@
 #include <vector>
 
 #include "support/async.hpp"
+#include "support/peers.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using p2p::test::connect_pair;
 using p2p::test::eventually;
+using p2p::test::host_of;
 using p2p::test::run_async_test;
 using p2p::test::sleep_for;
+using p2p::test::state_on_strand;
+using p2p::test::strand_of;
 using namespace std::chrono_literals;
 
 namespace {
 
 using awaitable_void = asio::awaitable<void>;
-
-p2p::peer::executor_type strand_of(asio::io_context& io) {
-  return asio::make_strand(asio::any_io_executor(io.get_executor()));
-}
-
-p2p::host host_of(const tcp::acceptor& a) {
-  return {a.local_endpoint().address().to_string(), a.local_endpoint().port()};
-}
-
-/// An outbound peer connected to an inbound peer over 127.0.0.1 (the inbound one started).
-struct peer_pair {
-  std::shared_ptr<p2p::peer> out;
-  std::shared_ptr<p2p::peer> in;
-};
-
-/// The peer's state, read on its strand.
-asio::awaitable<std::string> state_on_strand(std::shared_ptr<p2p::peer> p) {
-  auto read = [p]() -> asio::awaitable<std::string> { co_return p->state(); };
-  co_return co_await asio::co_spawn(p->get_executor(), std::move(read), asio::use_awaitable);
-}
-
-asio::awaitable<peer_pair> connect_pair(asio::io_context& io, p2p::peer_options out_opts = {},
-                                        p2p::peer_options in_opts = {}) {
-  auto acceptor = p2p::test::listen_on(io.get_executor());
-  auto out = p2p::peer::outbound(strand_of(io), host_of(acceptor), out_opts);
-  auto accept = acceptor.async_accept(asio::use_awaitable);
-  auto [ec] = co_await out->connect(p2p::test::as_result);
-  REQUIRE_FALSE(ec);
-  auto sock = co_await std::move(accept);
-  auto in = p2p::peer::inbound(strand_of(io), std::move(sock), in_opts);
-  in->start();
-  // state() is strand-only; with several io threads, read it there.
-  std::string state;
-  for (int i = 0; i < 1000; ++i) {
-    state = co_await state_on_strand(in);
-    if (state == "connected") break;
-    co_await sleep_for(5ms);
-  }
-  REQUIRE(state == "connected");
-  co_return peer_pair{out, in};
-}
 
 std::vector<std::uint8_t> bytes_of(std::string_view s) {
   return {s.begin(), s.end()};

@@ -10,6 +10,7 @@
 #include <p2p/lifecycle.hpp>
 #include <p2p/options.hpp>
 #include <p2p/peer.hpp>
+#include <p2p/stats.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -37,6 +38,7 @@ boost::asio::awaitable<op_result<>> shutdown_op(std::shared_ptr<manager_impl> m)
 boost::asio::awaitable<op_result<>> check_pool_op(std::shared_ptr<manager_impl> m);
 boost::asio::awaitable<op_result<>> del_active_op(std::shared_ptr<manager_impl> m,
                                                   std::shared_ptr<peer> p, std::string reason);
+boost::asio::awaitable<op_result<manager_snapshot>> snapshot_op(std::shared_ptr<manager_impl> m);
 boost::asio::awaitable<op_result<sent_messages>> send_op(std::shared_ptr<manager_impl> m,
                                                          int number, std::string prop,
                                                          match_values values, shared_bytes frame,
@@ -209,6 +211,18 @@ class peer_manager {
                              std::forward<Token>(token));
   }
 
+  /// A snapshot of the manager: its state, counts, counters since it was made and every active
+  /// peer's statistics (each read on its peer's own strand, off the per-message path).
+  /// Completes with `void(error_code, manager_snapshot)`. Any thread: from a thread that runs
+  /// none of the io_context, `snapshot(asio::use_future).get()` waits for it.
+  /// @par Per-Operation Cancellation
+  /// None: it completes without waiting.
+  template <class Token = default_token>
+  auto snapshot(Token&& token = {}) {
+    return detail::async_run(get_executor(), detail::snapshot_op(impl_),
+                             std::forward<Token>(token));
+  }
+
   /// Bars `host_name` (an address or DNS name) for `d` more (added to what is left).
   void bar(std::string host_name, std::chrono::milliseconds d);
 
@@ -242,6 +256,10 @@ class peer_manager {
 
   /// The listener's bound endpoint, once launched with `listen`.
   std::optional<boost::asio::ip::tcp::endpoint> listen_endpoint() const;
+
+  /// The metrics endpoint's bound endpoint, once launched with `metrics_address` (and until
+  /// shutdown). Any thread.
+  std::optional<boost::asio::ip::tcp::endpoint> metrics_endpoint() const;
 
  private:
   shared_bytes prepare_send(const std::string& prop, const match_values& values,

@@ -48,6 +48,23 @@ struct peer_options {
   /// addresses need no lookup. Each lookup (c-ares) has its own channel: a silent server
   /// delays no other peer, and close() or destroy() ends a pending lookup at once.
   std::vector<std::string> dns_servers;
+  /// Keepalive: a `ping` with an 8-byte nonce is sent once the handshake ends (see
+  /// `peer::end_handshake`) and then every `ping_interval`, one at a time; the matching
+  /// `pong` gives the round-trip time. Zero: no pings are sent.
+  std::chrono::milliseconds ping_interval{std::chrono::minutes(2)};
+  /// A ping not answered within this ends the peer with `error::timeout` -- if the peer has
+  /// answered a ping before, or `require_pong` is set. A remote that never answers pings
+  /// (the Node original) is kept: `idle_timeout` still covers it.
+  std::chrono::milliseconds ping_timeout{std::chrono::minutes(2)};
+  /// Every peer must answer pings: a first unanswered ping ends it too.
+  bool require_pong = false;
+  /// Incoming pings (8 bytes or more) are answered with a `pong` echoing the first 8 bytes;
+  /// pings and pongs are delivered to the application as well.
+  bool answer_pings = true;
+  /// Per-peer statistics (bytes, messages per command, times); `peer::stats()` and the
+  /// manager's snapshot read them. Off: only the keepalive's figures and the totals the
+  /// library needs anyway are kept.
+  bool collect_stats = true;
 
   /// @throws std::invalid_argument naming the first bad value.
   void validate() const;
@@ -149,6 +166,16 @@ struct manager_options {
   std::string use_cache;
   /// Period of saving the address book to `use_cache`.
   std::chrono::milliseconds cache_interval{std::chrono::minutes(5)};
+  /// Keepalive and statistics of every peer (see peer_options).
+  std::chrono::milliseconds ping_interval{std::chrono::minutes(2)};
+  std::chrono::milliseconds ping_timeout{std::chrono::minutes(2)};
+  bool require_pong = false;
+  bool answer_pings = true;
+  bool collect_stats = true;
+  /// "HOST:PORT" of the HTTP endpoint serving `/metrics` (Prometheus text) and `/peers`
+  /// (JSON) from the manager's snapshot; opened at launch, closed at shutdown. Empty: off.
+  /// Port 0 picks a free port (see `peer_manager::metrics_endpoint()`).
+  std::string metrics_address;
   /// The clock of the bars and of the address book's history (injectable for tests); unset
   /// means steady_clock.
   std::function<std::chrono::steady_clock::time_point()> clock;

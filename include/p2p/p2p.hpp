@@ -13,3 +13,4 @@
 #include <p2p/message.hpp>
 #include <p2p/options.hpp>
 #include <p2p/peer.hpp>
+#include <p2p/stats.hpp>

@@ -9,6 +9,7 @@
 #include <p2p/lifecycle.hpp>
 #include <p2p/message.hpp>
 #include <p2p/options.hpp>
+#include <p2p/stats.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -158,8 +159,10 @@ class peer_observer {
   virtual void on_peer_message(const std::shared_ptr<peer>& p, const message& m) = 0;
   virtual void on_peer_report(const report& r) = 0;
   /// The peer closed: the remote ended it (`remote_ended`), or it failed (`ec`), or neither.
+  /// `final_stats`: the transport's statistics at the close (null if it never ran).
   virtual void on_peer_close(const std::shared_ptr<peer>& p, bool remote_ended,
-                             const boost::system::error_code& ec) = 0;
+                             const boost::system::error_code& ec,
+                             const peer_stats* final_stats) = 0;
 
  protected:
   ~peer_observer() = default;
@@ -332,8 +335,19 @@ class peer : public std::enable_shared_from_this<peer> {
                              std::forward<Token>(token));
   }
 
-  /// Ends the handshake window of `receive()` and releases its buffer. Home only.
+  /// Ends the handshake window of `receive()` and releases its buffer, and starts the
+  /// keepalive (`ping_interval`): a manager calls it when its handshake hook returns; a
+  /// standalone peer pings once its application calls it. Home only.
   void end_handshake();
+
+  /// The peer's statistics now (see `peer_stats`; `ready` is the manager's to fill).
+  /// Completes with `void(error_code, peer_stats)`; any thread.
+  /// @par Per-Operation Cancellation
+  /// None: it completes without waiting.
+  template <class Token = default_token>
+  auto stats(Token&& token = {}) {
+    return detail::async_run(home_, stats_op(shared_from_this()), std::forward<Token>(token));
+  }
 
   /// Graceful disconnect: no new sends, flush, half-close, wait for the remote to close
   /// (bounded by `disconnect_timeout`), close. Completes with `void(error_code)` when the
@@ -385,6 +399,8 @@ class peer : public std::enable_shared_from_this<peer> {
       std::shared_ptr<peer> self, std::string command, std::chrono::milliseconds timeout);
   static boost::asio::awaitable<detail::op_result<>> disconnect_op(std::shared_ptr<peer> self);
   static boost::asio::awaitable<detail::op_result<>> wait_closed_op(std::shared_ptr<peer> self);
+  static boost::asio::awaitable<detail::op_result<peer_stats>> stats_op(std::shared_ptr<peer> self);
+  static boost::asio::awaitable<peer_stats> transport_stats(std::shared_ptr<peer> self);
   boost::asio::awaitable<boost::system::error_code> connect_on_transport();
   boost::asio::awaitable<boost::system::error_code> connect_within_timeout();
   boost::asio::awaitable<boost::system::error_code> resolve_and_connect();
@@ -408,6 +424,15 @@ class peer : public std::enable_shared_from_this<peer> {
   void note_report(severity level, std::string text);
   void publish();
   boost::asio::steady_timer& transport_wake();
+  // Statistics and keepalive (peer_stats.cpp), on io_.
+  struct keepalive;
+  void fill_transport_stats(peer_stats& s) const;
+  void count_received(const message& m);
+  void count_sent(const shared_bytes& frame);
+  void start_keepalive();
+  void keepalive_tick();
+  void on_pong(const message& m);
+  void answer_ping(const message& m);
 
   // ---- home: on home_ ----
   void deliver(std::vector<detail::peer_note>& batch, clock_type::time_point read_at);
@@ -417,6 +442,7 @@ class peer : public std::enable_shared_from_this<peer> {
   void emit_report(const p2p::report& r);
   void callback_threw(std::string_view event, std::exception_ptr e);
   void keep_for_receive(const message& m);
+  void close_window();
   void wake_home();
   boost::asio::awaitable<boost::system::error_code> wait_closed_at_home();
 
@@ -449,6 +475,27 @@ class peer : public std::enable_shared_from_this<peer> {
   boost::system::error_code write_error_;  // a write error that closed the socket
   std::vector<detail::peer_note> outbox_;  // for home, sent in one post
   std::size_t batch_hint_ = 0;             // the last batch's size (capped)
+
+  // Statistics (io_ only; peer_stats.cpp). The time points are clock_type's.
+  struct counters {
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t frames_out = 0;
+    std::uint64_t pings_sent = 0;
+    std::uint64_t pongs = 0;
+    std::uint64_t dropped = 0;
+    violation_counts violations{};
+    std::vector<command_stats> commands;
+    std::uint32_t row_in = 0;   // the row the last received command was counted in
+    std::uint32_t row_out = 0;  // ... and the last sent one
+    clock_type::time_point connected{};
+    clock_type::time_point last_in{};
+    clock_type::time_point last_out{};
+    std::int64_t rtt_last_us = -1;
+    std::int64_t rtt_min_us = -1;
+  } stats_;
+
+  std::unique_ptr<keepalive> keepalive_;  // made when the handshake ends
   // Made on first use (an idle peer should cost little).
   std::unique_ptr<boost::asio::steady_timer> transport_wake_;  // send_and_wait
   std::unique_ptr<boost::asio::steady_timer> disconnect_timer_;

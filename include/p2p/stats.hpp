@@ -101,11 +101,11 @@ struct peer_stats {
 
 /// Inbound connections refused, by reason.
 enum class refusal : int {
-  barred,            ///< The address is barred.
-  already_active,    ///< A peer with the same id is active.
-  per_host_limit,    ///< `max_inbound_per_host` reached.
-  inbound_limit,     ///< The inbound limit reached (and no eviction possible or allowed).
-  max_peers,         ///< `max_peers` reached (and no eviction possible or allowed).
+  barred,          ///< The address is barred.
+  already_active,  ///< A peer with the same id is active.
+  per_host_limit,  ///< `max_inbound_per_host` reached.
+  inbound_limit,   ///< The inbound limit reached (and no eviction possible or allowed).
+  max_peers,       ///< `max_peers` reached (and no eviction possible or allowed).
 };
 
 /// Number of `refusal` reasons.

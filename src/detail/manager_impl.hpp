@@ -13,6 +13,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -23,6 +24,8 @@
 #include "answer_collector.hpp"
 
 namespace p2p::detail {
+
+class metrics_server;
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -127,8 +130,9 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   void on_peer_report(const p2p::report& r) override { events_.report.emit(r); }
 
-  void on_peer_close(const std::shared_ptr<peer>& p, bool remote_ended,
-                     const error_code& ec) override {
+  void on_peer_close(const std::shared_ptr<peer>& p, bool remote_ended, const error_code& ec,
+                     const peer_stats* final_stats) override {
+    if (final_stats) add_peer_totals(counters_, *final_stats);
     on_close(p, remote_ended, ec);
   }
 
@@ -176,7 +180,7 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
 
   /// Why a new inbound peer finds no room, or empty if it does. Evicted peers that are
   /// still closing do not count.
-  std::string capacity_refusal() const;
+  std::optional<std::pair<refusal, std::string>> capacity_refusal() const;
 
   /// Evicts an inbound peer by detail::pick_eviction's rule (README, "Limits and hostile
   /// peers"). Returns false (nobody evicted) when every inbound peer is protected.
@@ -204,6 +208,22 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   void save_cache();
 
   asio::awaitable<void> cache_loop();
+
+  // ---- statistics (manager_stats.cpp) ----
+
+  /// Adds a peer's counts to the manager's totals (a closed peer's, or a live one's into a
+  /// snapshot's copy).
+  static void add_peer_totals(manager_counters& c, const peer_stats& s);
+
+  /// Counts, counters and every peer's statistics: taken here, then each peer's transport
+  /// is read on its own strand.
+  asio::awaitable<manager_snapshot> snapshot();
+
+  /// Opens the metrics endpoint (metrics_address); a failure is reported.
+  void open_metrics();
+
+  /// Closes it (shutdown, or the handle destroyed).
+  void close_metrics();
 
   // ---- launch and shutdown ----
 
@@ -250,6 +270,10 @@ class manager_impl : public std::enable_shared_from_this<manager_impl>, public p
   manager_state state_ = manager_state::created;
   std::unordered_map<boost::uuids::uuid, entry, boost::hash<boost::uuids::uuid>> active_;
   address_book book_;  // the pool and the bars
+  manager_counters counters_;
+  std::shared_ptr<metrics_server> metrics_;
+  mutable std::mutex metrics_mutex_;  // metrics_endpoint() is callable from any thread
+  std::optional<tcp::endpoint> metrics_at_;
   std::deque<std::pair<peer::clock_type::time_point, std::weak_ptr<peer>>> admission_queue_;
   bool saved_at_shutdown_ = false;
   std::optional<tcp::acceptor> acceptor_;

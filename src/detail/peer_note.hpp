@@ -6,6 +6,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -20,6 +21,8 @@ struct peer_note {
   struct change {
     peer_transition t;
     std::optional<boost::asio::ip::tcp::endpoint> endpoint;
+    /// The transport's statistics as the peer closed (the manager adds them to its totals).
+    std::unique_ptr<peer_stats> final_stats;
   };
 
   /// Built in place in the outbox: a message is moved once, not twice.

@@ -15,7 +15,7 @@
 namespace p2p::test {
 
 /// Options for a manager under test: listener on `address` (loopback), ephemeral port,
-/// checks and status every 50 ms, short connect and disconnect bounds.
+/// checks and status every 50 ms, short connect and disconnect bounds, no pings.
 inline p2p::manager_options loopback_options(std::string address = "127.0.0.1") {
   p2p::manager_options o;
   o.listen_address = std::move(address);
@@ -24,6 +24,9 @@ inline p2p::manager_options loopback_options(std::string address = "127.0.0.1") 
   o.status_interval = std::chrono::milliseconds(50);
   o.connect_timeout = std::chrono::seconds(2);
   o.disconnect_timeout = std::chrono::seconds(1);
+  // No keepalive pings: tests count the messages a remote receives (tests/keepalive_test.cpp
+  // turns them on).
+  o.ping_interval = std::chrono::milliseconds(0);
   return o;
 }
 
