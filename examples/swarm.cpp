@@ -89,6 +89,10 @@ constexpr std::size_t addr_entries = 50;
 /// The nodes that said hello last, which a node keeps to pass on in its `addr` answers.
 constexpr std::size_t heard_size = 256;
 
+/// A node that has just started is "joining", not yet part of the graph, until a peer said
+/// hello or this much time passed; then, with no peer, it counts as a component of its own.
+constexpr auto join_grace = 2s;
+
 /// Connections a seed takes at once: every node dials the seeds first, and leaves them as
 /// soon as their `addr` answer came.
 constexpr std::size_t seed_max_peers = 1024;
@@ -233,8 +237,9 @@ struct sample {
   double t = 0;
   bool churning = false;
   int live = 0;
-  int components = 0;
-  int below_min = 0;  // live nodes with fewer than min_peers peers
+  int joining = 0;     // live nodes still joining: not counted in the graph
+  int components = 0;  // among the live nodes that are not joining
+  int below_min = 0;   // live nodes with fewer than min_peers peers
   int degree_min = 0;
   int degree_max = 0;
   double degree_avg = 0;
@@ -297,6 +302,8 @@ struct incarnation {
   std::vector<int> known;       // nodes to pass on in `addr` answers, see refresh_known
   std::vector<bool> connected;  // by node: connected to it (or it is us)
   steady_clock::time_point known_at{};
+  const steady_clock::time_point launched = steady_clock::now();
+  bool joined = false;  // a peer said hello
   bool stopping = false;
   std::atomic<bool> finished{false};
 };
@@ -335,6 +342,7 @@ std::string_view text_of(const p2p::message& m) {
 /// What one node sees: its ready peers and the nodes they belong to.
 struct node_view {
   bool valid = false;
+  bool joining = false;  // started less than join_grace ago and no peer said hello yet
   int index = 0;
   int peers = 0;
   std::vector<int> neighbours;
@@ -518,6 +526,7 @@ void install_protocol(incarnation* inc) {
         p->set("index", n->index);
         p->set("gen", n->gen);
         p->set("node", fmt::format("{}/{}", n->index, n->gen));
+        inc->joined = true;
         if (n->index == inc->index) return;
         if (inc->heard.size() < heard_size)
           inc->heard.push_back(n->index);
@@ -562,6 +571,7 @@ asio::awaitable<node_view> view_node(std::shared_ptr<incarnation> inc) {
   v.index = inc->index;
   if (inc->stopping) co_return v;
   v.valid = true;
+  v.joining = !inc->joined && steady_clock::now() - inc->launched < join_grace;
   for (const auto& p : inc->mgr->active_peers()) {
     auto n = node_of(*p);
     if (!n || !p->is_open() || !inc->s->is_up(n->index, n->gen)) continue;
@@ -776,12 +786,15 @@ asio::awaitable<void> swarm::take_sample(double t, bool churning) {
   }
   std::vector<node_view> views = std::move(g->views);
   std::erase_if(views, [](const node_view& v) { return !v.valid; });
+  sm.live = static_cast<int>(views.size());
+  sm.joining = static_cast<int>(
+      std::count_if(views.begin(), views.end(), [](const node_view& v) { return v.joining; }));
+  std::erase_if(views, [](const node_view& v) { return v.joining; });
   std::vector<bool> viewed(nodes_.size(), false);
   for (const auto& v : views) viewed[v.index] = true;
   components graph(nodes_.size());
   std::vector<int> degree;
   for (auto& v : views) {
-    ++sm.live;
     std::sort(v.neighbours.begin(), v.neighbours.end());
     v.neighbours.erase(std::unique(v.neighbours.begin(), v.neighbours.end()), v.neighbours.end());
     std::erase_if(v.neighbours, [&](int j) { return !viewed[j]; });
@@ -813,11 +826,11 @@ asio::awaitable<void> swarm::take_sample(double t, bool churning) {
   const bool whole = sm.components == 1 && sm.below_min == 0;
   if (whole && !converged_at) converged_at = sm.t;
   if (whole && !churning && !reconverged_at) reconverged_at = sm.t;
-  say("t={:.1f}s live={} components={} below_min={} degree {}/{:.1f}/{} fds={} rss={:.0f}MB "
-      "cpu={:.1f}s knocks={} answers={} lost={}",
-      sm.t, sm.live, sm.components, sm.below_min, sm.degree_min, sm.degree_avg, sm.degree_max,
-      sm.fds, double(sm.rss) / 1e6, sm.cpu_s, rounds.sent.load(), rounds.received.load(),
-      rounds.lost.load());
+  say("t={:.1f}s live={} joining={} components={} below_min={} degree {}/{:.1f}/{} fds={} "
+      "rss={:.0f}MB cpu={:.1f}s knocks={} answers={} lost={}",
+      sm.t, sm.live, sm.joining, sm.components, sm.below_min, sm.degree_min, sm.degree_avg,
+      sm.degree_max, sm.fds, double(sm.rss) / 1e6, sm.cpu_s, rounds.sent.load(),
+      rounds.received.load(), rounds.lost.load());
   samples.push_back(sm);
 }
 
@@ -875,16 +888,19 @@ json::object results_json(const swarm& s) {
                    {"rate", c.rate},
                    {"answer_timeout", c.answer_timeout.count()},
                    {"cache_interval", c.cache_interval.count()}};
-  int churn_samples = 0, churn_single = 0;
+  // Samples while churning, from the first convergence on.
+  int churn_samples = 0, churn_single = 0, churn_single_all = 0;
   json::array samples;
   for (const auto& sm : s.samples) {
-    if (sm.churning) {
+    if (sm.churning && s.converged_at && sm.t >= *s.converged_at) {
       ++churn_samples;
       if (sm.components == 1) ++churn_single;
+      if (sm.components + sm.joining == 1) ++churn_single_all;
     }
     samples.push_back(json::object{{"t", sm.t},
                                    {"churning", sm.churning},
                                    {"live", sm.live},
+                                   {"joining", sm.joining},
                                    {"components", sm.components},
                                    {"below_min", sm.below_min},
                                    {"degree_min", sm.degree_min},
@@ -912,10 +928,12 @@ json::object results_json(const swarm& s) {
        json::object{
            {"live", last.live}, {"components", last.components}, {"below_min", last.below_min}}},
       {"components_during_churn",
-       json::object{
-           {"samples", churn_samples},
-           {"single", churn_single},
-           {"single_fraction", churn_samples ? double(churn_single) / churn_samples : 1.0}}},
+       json::object{{"samples", churn_samples},
+                    {"single", churn_single},
+                    {"single_fraction", churn_samples ? double(churn_single) / churn_samples : 1.0},
+                    {"single_counting_joining", churn_single_all},
+                    {"single_fraction_counting_joining",
+                     churn_samples ? double(churn_single_all) / churn_samples : 1.0}}},
       {"degree_histogram", std::move(degrees)},
       {"answers", json::object{{"sent", s.rounds.sent.load()},
                                {"received", s.rounds.received.load()},
@@ -950,10 +968,10 @@ bool write_chart(const swarm& s, const std::string& png) {
   const std::string samples = base.string() + "-samples.dat";
   const std::string degrees = base.string() + "-degrees.dat";
   const std::string script = base.string() + ".gp";
-  std::string data = "# t live components below_min degree_avg rss_mb fds\n";
+  std::string data = "# t live components below_min degree_avg rss_mb fds joining\n";
   for (const auto& sm : s.samples)
-    data += fmt::format("{:.2f} {} {} {} {:.2f} {:.1f} {}\n", sm.t, sm.live, sm.components,
-                        sm.below_min, sm.degree_avg, double(sm.rss) / 1e6, sm.fds);
+    data += fmt::format("{:.2f} {} {} {} {:.2f} {:.1f} {} {}\n", sm.t, sm.live, sm.components,
+                        sm.below_min, sm.degree_avg, double(sm.rss) / 1e6, sm.fds, sm.joining);
   std::string hist = "# degree nodes\n";
   for (auto [d, n] : s.final_degrees) hist += fmt::format("{} {}\n", d, n);
   const auto& c = s.cfg();
@@ -967,6 +985,7 @@ bool write_chart(const swarm& s, const std::string& png) {
       "set yrange [0:*]\nset y2range [0:*]\n"
       "plot '{d}' using 1:3 with steps lw 2 title 'components', \\\n"
       "     '{d}' using 1:4 axes x1y2 with steps title 'below min_peers', \\\n"
+      "     '{d}' using 1:8 axes x1y2 with steps title 'joining', \\\n"
       "     '{d}' using 1:2 axes x1y2 with lines title 'live'\n"
       "unset y2label\nunset y2tics\nset ytics mirror\n"
       "set ylabel 'MB / fds'\n"
