@@ -976,7 +976,7 @@ bool write_chart(const swarm& s, const std::string& png) {
   for (auto [d, n] : s.final_degrees) hist += fmt::format("{} {}\n", d, n);
   const auto& c = s.cfg();
   std::string gp = fmt::format(
-      "set terminal pngcairo size 1200,900\n"
+      "set terminal pngcairo size 1200,900 noenhanced\n"
       "set output '{png}'\n"
       "set multiplot layout 3,1 title 'swarm: {n} nodes, {churn:.0f}% churn every {i} s until "
       "{s} s, then {q} s quiet'\n"
@@ -988,8 +988,10 @@ bool write_chart(const swarm& s, const std::string& png) {
       "     '{d}' using 1:8 axes x1y2 with steps title 'joining', \\\n"
       "     '{d}' using 1:2 axes x1y2 with lines title 'live'\n"
       "unset y2label\nunset y2tics\nset ytics mirror\n"
-      "set ylabel 'MB / fds'\n"
-      "plot '{d}' using 1:6 with lines title 'RSS MB', '{d}' using 1:7 with lines title 'fds'\n"
+      "set ylabel 'open fds'\nset y2label 'RSS MB'\nset ytics nomirror\nset y2tics\n"
+      "plot '{d}' using 1:7 with lines title 'fds', \\\n"
+      "     '{d}' using 1:6 axes x1y2 with lines title 'RSS MB'\n"
+      "unset y2label\nunset y2tics\nset ytics mirror\n"
       "set xlabel 'distinct neighbours (last sample)'\nset ylabel 'nodes'\n"
       "set style fill solid 0.5\nset boxwidth 0.8\n"
       "plot '{h}' using 1:2 with boxes title 'degree'\n"
