@@ -127,7 +127,8 @@ void peer::apply(peer_input in, error_code ec) {
   if (!t.changed()) return;
   io_state_ = t.to;
   detail::peer_note::change change{t, std::nullopt, nullptr};
-  if (keepalive_ && t.to != peer_lifecycle::open) keepalive_->timer.cancel();
+  if (keepalive_.started && t.from == peer_lifecycle::open)
+    detail::keepalive_service::of(io_.get_inner_executor()).cancel(this);
   if (t.close_socket) {
     error_code ig;
     socket_.close(ig);

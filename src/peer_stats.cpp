@@ -4,7 +4,6 @@
 #include <p2p/error.hpp>
 #include <p2p/peer.hpp>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -110,7 +109,7 @@ void peer::fill_transport_stats(peer_stats& s) const {
   s.pongs_received = stats_.pongs;
   s.rtt_last = rtt(stats_.rtt_last_us);
   s.rtt_min = rtt(stats_.rtt_min_us);
-  s.ping_outstanding = keepalive_ && keepalive_->outstanding;
+  s.ping_outstanding = keepalive_.outstanding;
   s.queued_bytes = queued_bytes_;
   s.garbage_bytes = decoder_.garbage_total();
   s.violations = stats_.violations;
@@ -135,16 +134,17 @@ asio::awaitable<detail::op_result<peer_stats>> peer::stats_op(std::shared_ptr<pe
 
 void peer::start_keepalive() {
   assert(io_.running_in_this_thread());
-  if (keepalive_ || opts_.ping_interval.count() <= 0 || io_state_ != peer_lifecycle::open) return;
-  keepalive_ = std::make_unique<keepalive>(io_.get_inner_executor());
-  keepalive_->next_ping = clock_type::now();  // the first ping at once: an RTT early, and a
-                                              // valid frame for the remote's admission
+  if (keepalive_.started || opts_.ping_interval.count() <= 0 || io_state_ != peer_lifecycle::open)
+    return;
+  keepalive_.started = true;
+  // The first ping at once: an RTT early, and a valid frame for the remote's admission.
+  keepalive_.next_ping = clock_type::now();
   keepalive_tick();
 }
 
 void peer::keepalive_tick() {
   if (io_state_ != peer_lifecycle::open) return;
-  auto& k = *keepalive_;
+  auto& k = keepalive_;
   const auto now = clock_type::now();
   if (k.outstanding && now >= k.sent_at + opts_.ping_timeout) {
     if (stats_.pongs > 0 || opts_.require_pong) {
@@ -168,17 +168,16 @@ void peer::keepalive_tick() {
   }
   auto wake = k.next_ping;
   if (k.outstanding) wake = std::min(wake, k.sent_at + opts_.ping_timeout);
-  k.timer.expires_at(wake);
-  k.timer.async_wait(asio::bind_executor(io_, [self = shared_from_this()](error_code ec) {
-    if (!ec) self->keepalive_tick();
-  }));
+  const auto ex = io_.get_inner_executor();
+  detail::keepalive_service::of(ex).schedule(shared_from_this(), wake, ex);
 }
 
 void peer::on_pong(const message& m) {
-  if (!keepalive_ || !keepalive_->outstanding || m.payload.size() != 8) return;
-  if (read_le64(m.payload.data()) != keepalive_->nonce) return;
-  const auto us = duration_cast<microseconds>(clock_type::now() - keepalive_->sent_at).count();
-  keepalive_->outstanding = false;
+  auto& k = keepalive_;
+  if (!k.outstanding || m.payload.size() != 8) return;
+  if (read_le64(m.payload.data()) != k.nonce) return;
+  const auto us = duration_cast<microseconds>(clock_type::now() - k.sent_at).count();
+  k.outstanding = false;
   ++stats_.pongs;
   stats_.rtt_last_us = us;
   if (stats_.rtt_min_us < 0 || us < stats_.rtt_min_us) stats_.rtt_min_us = us;

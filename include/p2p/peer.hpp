@@ -149,6 +149,7 @@ class peer;
 namespace detail {
 
 class manager_impl;
+class keepalive_service;
 
 /// Internal: how a manager follows its peers, with one pointer per peer rather than a
 /// subscription per event. Called on the peer's home executor (the manager's strand), after
@@ -425,7 +426,6 @@ class peer : public std::enable_shared_from_this<peer> {
   void publish();
   boost::asio::steady_timer& transport_wake();
   // Statistics and keepalive (peer_stats.cpp), on io_.
-  struct keepalive;
   void fill_transport_stats(peer_stats& s) const;
   void count_received(const message& m);
   void count_sent(const shared_bytes& frame);
@@ -495,7 +495,16 @@ class peer : public std::enable_shared_from_this<peer> {
     std::int64_t rtt_min_us = -1;
   } stats_;
 
-  std::unique_ptr<keepalive> keepalive_;  // made when the handshake ends
+  // The keepalive (io_ only): woken by the context's detail::keepalive_service, so an idle
+  // peer holds no timer of its own.
+  struct keepalive_state {
+    std::uint64_t nonce = 0;
+    clock_type::time_point sent_at{};    // of the ping in flight
+    clock_type::time_point next_ping{};  // when the next one is due
+    bool started = false;                // the handshake ended; ticks are scheduled
+    bool outstanding = false;            // a ping waits for its pong
+  } keepalive_;
+
   // Made on first use (an idle peer should cost little).
   std::unique_ptr<boost::asio::steady_timer> transport_wake_;  // send_and_wait
   std::unique_ptr<boost::asio::steady_timer> disconnect_timer_;
@@ -524,6 +533,7 @@ class peer : public std::enable_shared_from_this<peer> {
   detail::peer_observer* observer_ = nullptr;  // the owning manager, if any
 
   friend class detail::manager_impl;
+  friend class detail::keepalive_service;
 };
 
 }  // namespace p2p
